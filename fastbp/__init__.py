@@ -1,0 +1,14 @@
+"""fastbp: multilayer perceptrons trained by compiled backpropagation.
+
+``BPClassifier`` and ``BPRegressor`` are drop-ins for scikit-learn's
+``MLPClassifier`` and ``MLPRegressor``.  Importing fastbp compiles nothing;
+kernels compile on first use (and are cached on disk), or ahead of time with
+``fastbp.precompile()``.
+"""
+
+from ._compile import precompile
+from .estimators import BPClassifier, BPRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["BPClassifier", "BPRegressor", "precompile", "__version__"]

@@ -1,0 +1,93 @@
+"""Process-wide switches, read once from the environment at import.
+
+``FASTBP_CACHE``  -- "1" (default) caches compiled kernels on disk, so a fresh
+                     process with a warm cache does not recompile; "0" disables it.
+``FASTBP_PARALLEL_CACHE`` -- "1" (default) also caches the ``parallel=True``
+                     variants.  Old numba releases crashed when a cached parallel
+                     kernel was loaded under another thread count (pynndescent
+                     PR #175); numba >= 0.60 does not, and ``tests/test_compile.py``
+                     checks it (a cached kernel reloaded with another
+                     NUMBA_NUM_THREADS).  Set "0" to opt out.
+
+Kernels are compiled lazily (nothing is compiled at import); see
+``fastbp.precompile`` to compile ahead of time.
+"""
+
+import os
+import types
+import warnings
+
+import numba
+
+__all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "jit", "jit_variants"]
+
+
+def _env_flag(name, default):
+    value = os.environ.get(name, default).strip().lower()
+    return value not in ("0", "false", "no", "off", "")
+
+
+CACHE = _env_flag("FASTBP_CACHE", "1")
+CACHE_PARALLEL = CACHE and _env_flag("FASTBP_PARALLEL_CACHE", "1")
+
+# The flags that keep IEEE semantics for inf/nan (no "nnan"/"ninf"): only for
+# pure multiply-add loops.  Kernels with exp/log/division/sqrt use fastmath=False.
+FASTMATH_SAFE = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+def _njit(func, cache, **options):
+    """``numba.njit`` with an on-disk cache when one can be located.
+
+    Numba raises ``RuntimeError: cannot cache function ...: no locator available``
+    when neither the package directory, ``NUMBA_CACHE_DIR`` nor the user cache
+    directory is writable; then we compile without a cache rather than fail.
+    """
+    if cache:
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError as exc:  # pragma: no cover - depends on the filesystem
+            if "no locator available" not in str(exc):
+                raise
+            warnings.warn(
+                f"fastbp: cannot cache compiled kernel {func.__name__!r} "
+                f"({exc}); it will be compiled in every new process. Set "
+                "NUMBA_CACHE_DIR to a writable directory to enable caching.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return numba.njit(cache=False, **options)(func)
+
+
+def jit(func=None, **options):
+    """Serial leaf kernel: ``njit(cache=CACHE, fastmath=False)`` by default."""
+    if func is None:
+        return lambda f: jit(f, **options)
+    options.setdefault("fastmath", False)
+    return _njit(func, CACHE, **options)
+
+
+def _renamed_copy(func, suffix):
+    # A separate function object per variant: numba names its cache index after
+    # ``__qualname__``, so two dispatchers of one function would share (and
+    # overwrite) one cache index.
+    new = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__ + suffix,
+        func.__defaults__, func.__closure__,
+    )
+    new.__qualname__ = func.__qualname__ + suffix
+    new.__doc__ = func.__doc__
+    new.__module__ = func.__module__
+    return new
+
+
+def jit_variants(func):
+    """Compile one plain-Python body twice, like umap's epoch kernels.
+
+    Returns ``(serial, parallel)`` dispatchers. ``prange`` loops run as plain
+    ``range`` in the serial variant, which is what runs with one thread, in a
+    forked child of a process that started OpenMP threads, and wherever a
+    parallel region is unsafe.  Both compile lazily.
+    """
+    serial = _njit(_renamed_copy(func, "_serial"), CACHE, parallel=False)
+    parallel = _njit(_renamed_copy(func, "_parallel"), CACHE_PARALLEL, parallel=True)
+    return serial, parallel

@@ -1,0 +1,69 @@
+"""In-place optimizer steps over a contiguous range of the flat parameter vector.
+
+The gradient of parameter p is ``g = (raw[p] + l2 * params[p]) / sw_sum`` where
+``raw`` holds sum_rows a_prev^T delta (or the bias column sums), ``l2`` is
+``alpha`` for weights and 0 for intercepts: scikit-learn's
+``(a^T delta + alpha W) / n``.  The step math is scikit-learn's
+``SGDOptimizer`` / ``AdamOptimizer`` exactly, but done in place on one range,
+so every thread updates only the parameters it owns.
+
+Hyper-parameters travel in one float64 vector ``hp`` indexed by the ``HP_*``
+constants (rmsprop/adamw add entries, not arguments).
+"""
+
+import math
+
+from .._config import jit
+
+NONE = 0  # store the gradient in ``raw`` (used by L-BFGS and the tests)
+SGD = 1
+ADAM = 2
+
+SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
+
+HP_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
+HP_MOMENTUM = 1
+HP_NESTEROV = 2
+HP_BETA1 = 3
+HP_BETA2 = 4
+HP_EPSILON = 5
+HP_ALPHA = 6
+HP_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log losses
+HP_LR_INIT = 8
+N_HP = 9
+
+
+@jit
+def step_range(params, raw, moments, p0, p1, l2, sw_sum, opt_code, hp, lr_t):
+    """Apply one optimizer step to params[p0:p1].
+
+    Shapes: params, raw (n_params,); moments (n_moments, n_params) -- sgd uses
+    row 0 (velocity), adam rows 0 (m) and 1 (v).  ``lr_t`` is the learning rate
+    of this step (already bias-corrected for adam).
+    Mutates params and moments (or raw when opt_code == NONE).  Returns None.
+    """
+    if opt_code == SGD:
+        mom = hp[HP_MOMENTUM]
+        nesterov = hp[HP_NESTEROV] != 0.0
+        for p in range(p0, p1):
+            g = (raw[p] + l2 * params[p]) / sw_sum
+            v = mom * moments[0, p] - lr_t * g
+            moments[0, p] = v
+            if nesterov:
+                params[p] += mom * moments[0, p] - lr_t * g
+            else:
+                params[p] += moments[0, p]
+    elif opt_code == ADAM:
+        b1 = hp[HP_BETA1]
+        b2 = hp[HP_BETA2]
+        eps = hp[HP_EPSILON]
+        for p in range(p0, p1):
+            g = (raw[p] + l2 * params[p]) / sw_sum
+            m = b1 * moments[0, p] + (1.0 - b1) * g
+            v = b2 * moments[1, p] + (1.0 - b2) * (g * g)
+            moments[0, p] = m
+            moments[1, p] = v
+            params[p] += -lr_t * moments[0, p] / (math.sqrt(moments[1, p]) + eps)
+    else:
+        for p in range(p0, p1):
+            raw[p] = (raw[p] + l2 * params[p]) / sw_sum

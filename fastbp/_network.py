@@ -1,0 +1,119 @@
+"""Network state: one flat parameter buffer, its sklearn-shaped views, workspaces.
+
+``params`` holds every W_l raveled (C order) followed by every b_l, the order of
+scikit-learn's ``_pack``, so an L-BFGS vector *is* the buffer.  ``coefs_`` and
+``intercepts_`` handed to the user are views into it; if the user replaces them
+(``est.coefs_ = ...``, unpickling, copying weights from an MLPClassifier), the
+next call repacks them into a fresh buffer (``Network.from_arrays``).
+"""
+
+import numpy as np
+
+__all__ = ["Network", "Workspace", "as_kernel_input"]
+
+_EMPTY_INDEX = np.zeros(0, dtype=np.int64)
+
+
+class Network:
+    """Flat parameters of an MLP with layer sizes ``sizes`` (input first)."""
+
+    def __init__(self, sizes, dtype, params=None):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.dtype = np.dtype(dtype)
+        fan_in, fan_out = self.sizes[:-1], self.sizes[1:]
+        self.n_coef = int(np.sum(fan_in * fan_out))
+        self.n_params = self.n_coef + int(np.sum(fan_out))
+        if params is None:
+            params = np.zeros(self.n_params, dtype=self.dtype)
+        self.params = params
+        self.coefs, self.intercepts = [], []
+        w = 0
+        b = self.n_coef
+        for fi, fo in zip(fan_in.tolist(), fan_out.tolist()):
+            self.coefs.append(params[w:w + fi * fo].reshape(fi, fo))
+            self.intercepts.append(params[b:b + fo])
+            w += fi * fo
+            b += fo
+
+    @classmethod
+    def from_arrays(cls, coefs, intercepts, dtype):
+        sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+        net = cls(sizes, dtype)
+        for dst, src in zip(net.coefs + net.intercepts, list(coefs) + list(intercepts)):
+            dst[...] = src
+        return net
+
+    def backs(self, coefs, intercepts):
+        """True if ``coefs``/``intercepts`` are exactly this buffer's views."""
+        if len(coefs) != len(self.coefs) or len(intercepts) != len(self.intercepts):
+            return False
+        return all(a is b for a, b in zip(coefs, self.coefs)) and all(
+            a is b for a, b in zip(intercepts, self.intercepts))
+
+    def copy(self):
+        return Network(self.sizes, self.dtype, self.params.copy())
+
+
+class Workspace:
+    """Activations, deltas, raw gradients and per-thread buffers for one fit.
+
+    Sized for mini-batches of ``cap`` rows and ``n_threads`` threads; allocated
+    once per fit (or reused by partial_fit), never per mini-batch.
+    """
+
+    def __init__(self, sizes, dtype, cap, n_threads):
+        sizes = np.asarray(sizes, dtype=np.int64)
+        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_threads)
+        total = int(sizes.sum())
+        self.acts = np.empty(cap * total, dtype=dtype)
+        self.deltas = np.empty(cap * (total - int(sizes[0])), dtype=dtype)
+        fan_in, fan_out = sizes[:-1], sizes[1:]
+        self.raw = np.empty(int(np.sum(fan_in * fan_out) + np.sum(fan_out)), dtype=dtype)
+        # Column-block copies of a_l for the weight gradients (only when threaded).
+        width = int(max(-(-fi // n_threads) for fi in fan_in.tolist())) if n_threads > 1 else 1
+        self.ws = np.empty((n_threads, cap * width), dtype=dtype)
+        self.rowsq = np.empty(int(fan_in.sum()), dtype=np.float64)
+        self.rowloss = np.empty(cap, dtype=np.float64)
+
+    def matches(self, sizes, dtype, cap, n_threads):
+        return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_threads)
+
+
+class _ReadOnlyView:
+    """Keeps a read-only array alive behind a writeable-flagged view of it."""
+
+    def __init__(self, arr):
+        self._arr = arr
+        iface = dict(arr.__array_interface__)
+        iface["data"] = (iface["data"][0], False)
+        self.__array_interface__ = iface
+
+
+def _kernel_array(a, dtype):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.writeable:
+        # A read-only array (a joblib memmap in a grid-search worker) is another
+        # numba type: it would compile a third specialization.  Kernels never
+        # write to their inputs, so hand them a writeable-flagged view instead
+        # of a copy.
+        a = np.asarray(_ReadOnlyView(a))
+    return a
+
+
+def as_kernel_input(X, dtype):
+    """Return ``(X_dense, data, indices, indptr)`` for a kernel: one of them is empty.
+
+    Dense input is passed without a copy when it is C-contiguous and of
+    ``dtype``; CSR input keeps its data array and gets int64 index arrays.
+    """
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        X = X.tocsr()
+        if not X.has_sorted_indices:
+            pass  # order within a row does not matter for densifying
+        n_features = X.shape[1]
+        return (np.zeros((0, n_features), dtype=dtype), _kernel_array(X.data, dtype),
+                _kernel_array(X.indices, np.int64), _kernel_array(X.indptr, np.int64))
+    empty = np.zeros(0, dtype=dtype)
+    return _kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX

@@ -1,0 +1,113 @@
+"""Optimizer state and learning-rate schedules (per epoch, in Python).
+
+Same protocol and attribute names as scikit-learn's ``_stochastic_optimizers``
+(``learning_rate``, ``iteration_ends(time_step)``, ``trigger_stopping(msg,
+verbose)``), but the moment buffers are flat arrays the compiled epoch updates
+in place; ``hp`` is the float64 hyper-parameter vector the kernel reads.
+"""
+
+import numpy as np
+
+from ._kernels import optimizers as K
+
+__all__ = ["SGDOptimizer", "AdamOptimizer", "make_optimizer"]
+
+
+class _BaseOptimizer:
+    n_moments = 0
+    code = K.NONE
+
+    def __init__(self, n_params, dtype, learning_rate_init):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.moments = np.zeros((self.n_moments, n_params), dtype=dtype)
+        self.hp = np.zeros(K.N_HP, dtype=np.float64)
+        self.hp[K.HP_LR_INIT] = learning_rate_init
+        self.hp[K.HP_CLIP_EPS] = np.finfo(dtype).eps
+
+    def kernel_hp(self, alpha):
+        self.hp[K.HP_ALPHA] = alpha
+        self.hp[K.HP_LR] = self.learning_rate
+        return self.hp
+
+    def after_batches(self):
+        """Sync Python-side attributes after a compiled call."""
+
+    def iteration_ends(self, time_step):
+        """Per-epoch schedule hook; ``time_step`` is the number of samples seen."""
+
+    def trigger_stopping(self, msg, verbose):
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+class SGDOptimizer(_BaseOptimizer):
+    """SGD with momentum (optionally Nesterov) and constant/invscaling/adaptive rate."""
+
+    n_moments = 1
+    code = K.SGD
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5):
+        super().__init__(n_params, dtype, learning_rate_init)
+        self.lr_schedule = lr_schedule
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+        self.hp[K.HP_MOMENTUM] = momentum
+        self.hp[K.HP_NESTEROV] = 1.0 if nesterov else 0.0
+
+    def iteration_ends(self, time_step):
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class AdamOptimizer(_BaseOptimizer):
+    """Adam (Kingma & Ba, 2014) with scikit-learn's bias-corrected step size."""
+
+    n_moments = 2
+    code = K.ADAM
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8):
+        super().__init__(n_params, dtype, learning_rate_init)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.t_array = np.zeros(1, dtype=np.int64)  # steps taken; the kernel increments it
+        self.hp[K.HP_BETA1] = beta_1
+        self.hp[K.HP_BETA2] = beta_2
+        self.hp[K.HP_EPSILON] = epsilon
+
+    @property
+    def t(self):
+        return int(self.t_array[0])
+
+    def after_batches(self):
+        t = self.t
+        if t > 0:
+            self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2**t)
+                                  / (1 - self.beta_1**t))
+
+
+def make_optimizer(est, n_params, dtype):
+    if est.solver == "sgd":
+        return SGDOptimizer(n_params, dtype, est.learning_rate_init, est.learning_rate,
+                            est.momentum, est.nesterovs_momentum, est.power_t)
+    return AdamOptimizer(n_params, dtype, est.learning_rate_init, est.beta_1,
+                         est.beta_2, est.epsilon)

@@ -1,0 +1,93 @@
+"""Thread counts, set in a scoped way, and the choice of kernel variant.
+
+Inside a fastbp call:
+
+* numba runs ``n_threads`` threads (``numba.set_num_threads``, thread-local in
+  numba, restored in ``finally``);
+* BLAS is pinned to one thread (threadpoolctl, restored on exit), because the
+  kernels call ``np.dot`` from inside their parallel regions on blocks each
+  thread owns: two thread pools never compete for the cores.
+
+``n_jobs=None`` means numba's current thread count, which is the machine's
+cores unless the process limits it (loky workers set NUMBA_NUM_THREADS=1; for
+dask workers see the README).  The serial variant runs when one thread is asked
+for, in a forked child of a process whose OpenMP threads already started
+(GNU OpenMP kills such a child), and from a non-main Python thread under the
+``workqueue`` layer (which aborts on concurrent use).
+"""
+
+import os
+import threading
+from contextlib import contextmanager
+
+import numba
+
+_state = {"controller": None, "parallel_started": False, "forked_child": False}
+
+
+def _after_fork_in_child():
+    if _state["parallel_started"]:
+        _state["forked_child"] = True
+    _state["controller"] = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def resolve_n_threads(n_jobs):
+    """Number of threads for ``n_jobs`` (None, or an int; negative counts back from all)."""
+    max_threads = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None:
+        return int(numba.get_num_threads())
+    n_jobs = int(n_jobs)
+    if n_jobs < 0:
+        return max(1, max_threads + 1 + n_jobs)
+    return max(1, min(n_jobs, max_threads))
+
+
+def _parallel_is_safe():
+    if _state["forked_child"]:
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run yet in this process
+        layer = None
+    if layer == "workqueue" and threading.current_thread() is not threading.main_thread():
+        return False
+    return True
+
+
+def effective_threads(n_threads):
+    """``n_threads`` or 1 where a parallel region would be unsafe."""
+    if n_threads > 1 and not _parallel_is_safe():
+        return 1
+    return n_threads
+
+
+def pick(serial, parallel, n_threads):
+    """The dispatcher to run with ``n_threads`` (already through effective_threads)."""
+    if n_threads > 1:
+        _state["parallel_started"] = True
+        return parallel
+    return serial
+
+
+def _blas_controller():
+    if _state["controller"] is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+        from threadpoolctl import ThreadpoolController
+
+        _state["controller"] = ThreadpoolController()
+    return _state["controller"]
+
+
+@contextmanager
+def thread_limits(n_threads):
+    """Run numba with ``n_threads`` and BLAS with one thread; restore both after."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)

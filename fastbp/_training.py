@@ -1,0 +1,219 @@
+"""The training loops: epochs, shuffling, early stopping and schedules in Python;
+all the mini-batches of an epoch in compiled calls.
+
+The loop mirrors scikit-learn's ``_fit_stochastic`` and ``_fit_lbfgs`` line by
+line (same random draws in the same order, same bookkeeping), so that with the
+same ``random_state`` a BP estimator and an MLP estimator start from the same
+weights, see the same mini-batches and stop at the same epoch.
+"""
+
+import warnings
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import shuffle as sk_shuffle
+
+from . import _threads
+from ._kernels import network as K
+from ._kernels import optimizers as KO
+from ._network import Workspace
+from ._optim import make_optimizer
+from ._validation import _check_optimize_result, lbfgs_iprint_options
+
+# Work per compiled call, in floating-point operations (about 0.1-0.5 s here):
+# epochs larger than this run in several calls, so Ctrl-C (checked between
+# calls) is honoured within about a second, and per-call hooks have a place.
+CALL_FLOPS = 4e9
+
+
+class Diverged(ArithmeticError):
+    """Raised inside the loop when a mini-batch loss is not finite."""
+
+    def __init__(self, epoch):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def _kernels_for(n_threads):
+    n_threads = _threads.effective_threads(n_threads)
+    kernel = _threads.pick(K.train_batches_serial, K.train_batches_parallel, n_threads)
+    return kernel, n_threads
+
+
+def _workspace(est, net, cap, n_threads):
+    ws = getattr(est, "_workspace", None)
+    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_threads):
+        ws = Workspace(net.sizes, net.dtype, cap, n_threads)
+        est._workspace = ws
+    return ws
+
+
+def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
+                 opt_code, hp, adam_t, batch_size, lo, hi, n_threads):
+    return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
+                  moments, ws.acts, ws.deltas, ws.raw, ws.ws, ws.rowsq, ws.rowloss,
+                  act_code, out_code, opt_code, hp, adam_t, batch_size, lo, hi,
+                  n_threads)
+
+
+def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_threads):
+    """sgd/adam training; mutates ``est`` (fitted attributes) and ``net.params``."""
+    if not incremental or not hasattr(est, "_optimizer"):
+        est._optimizer = make_optimizer(est, net.n_params, net.dtype)
+    opt = est._optimizer
+
+    if est.early_stopping and incremental:
+        raise ValueError("partial_fit does not support early_stopping=True")
+    early_stopping = est.early_stopping
+    n_samples = Y.shape[0]
+    if early_stopping:
+        should_stratify = is_classifier(est) and est.n_outputs_ == 1
+        stratify = Y if should_stratify else None
+        idx_train, idx_val = train_test_split(
+            np.arange(n_samples), random_state=est._random_state,
+            test_size=est.validation_fraction, stratify=stratify)
+        if idx_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset.")
+        X_val = X_valid_source[idx_val]
+        y_val = y_orig[idx_val]
+        sw_val = None if est._sample_weight_given is False else sw[idx_val]
+        idx_train = idx_train.astype(np.int64)
+        est._best_params = net.params.copy()
+    else:
+        idx_train = None
+        X_val = y_val = sw_val = None
+
+    n_train = n_samples if idx_train is None else idx_train.shape[0]
+    sample_idx = np.arange(n_train, dtype=np.int64)
+    if est.batch_size == "auto":
+        batch_size = min(200, n_train)
+    else:
+        if est.batch_size > n_train:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than "
+                "sample size. It is going to be clipped")
+        batch_size = int(np.clip(est.batch_size, 1, n_train))
+
+    kernel, n_threads = _kernels_for(n_threads)
+    ws = _workspace(est, net, batch_size, n_threads)
+    act_code, out_code = est._act_code, est._out_code
+    adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
+    n_batches = -(-n_train // batch_size)
+    flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
+    per_call = max(1, int(CALL_FLOPS // flops_per_batch))
+
+    try:
+        est.n_iter_ = 0
+        for _ in range(est.max_iter):
+            if est.shuffle:
+                sample_idx = sk_shuffle(sample_idx, random_state=est._random_state)
+            order = sample_idx if idx_train is None else idx_train[sample_idx]
+            hp = opt.kernel_hp(est.alpha)
+            loss_sum = 0.0
+            with _threads.thread_limits(n_threads):
+                for lo in range(0, n_batches, per_call):
+                    hi = min(lo + per_call, n_batches)
+                    loss_sum += _run_batches(
+                        kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
+                        out_code, opt.code, hp, adam_t, batch_size, lo, hi, n_threads)
+                    if not np.isfinite(loss_sum):
+                        raise Diverged(est.n_iter_ + 1)
+            opt.after_batches()
+            est.n_iter_ += 1
+            est.loss_ = loss_sum / n_train
+            est.t_ += n_train
+            est.loss_curve_.append(est.loss_)
+            if est.verbose:
+                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+
+            _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
+            opt.iteration_ends(est.t_)
+
+            if est._no_improvement_count > est.n_iter_no_change:
+                if early_stopping:
+                    msg = ("Validation score did not improve more than "
+                           "tol=%f for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                else:
+                    msg = ("Training loss did not improve more than tol=%f"
+                           " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                if opt.trigger_stopping(msg, est.verbose):
+                    break
+                est._no_improvement_count = 0
+
+            if incremental:
+                break
+            if est.n_iter_ == est.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) "
+                    "reached and the optimization hasn't converged yet." % est.max_iter,
+                    ConvergenceWarning)
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.")
+
+    if early_stopping:
+        net.params[...] = est._best_params
+    est.__dict__.pop("_best_params", None)
+
+
+def _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val):
+    if early_stopping:
+        val_score = est._score(X_val, y_val, sample_weight=sw_val)
+        est.validation_scores_.append(val_score)
+        if est.verbose:
+            print("Validation score: %f" % est.validation_scores_[-1])
+        last_valid_score = est.validation_scores_[-1]
+        if last_valid_score < (est.best_validation_score_ + est.tol):
+            est._no_improvement_count += 1
+        else:
+            est._no_improvement_count = 0
+        if last_valid_score > est.best_validation_score_:
+            est.best_validation_score_ = last_valid_score
+            est._best_params = net.params.copy()
+    else:
+        if est.loss_curve_[-1] > est.best_loss_ - est.tol:
+            est._no_improvement_count += 1
+        else:
+            est._no_improvement_count = 0
+        if est.loss_curve_[-1] < est.best_loss_:
+            est.best_loss_ = est.loss_curve_[-1]
+
+
+def loss_and_gradient(net, Xk, Y, sw, act_code, out_code, alpha, ws, n_threads):
+    """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call."""
+    kernel, n_threads = _kernels_for(n_threads)
+    n = Y.shape[0]
+    hp = np.zeros(KO.N_HP)
+    hp[KO.HP_ALPHA] = alpha
+    hp[KO.HP_CLIP_EPS] = np.finfo(net.dtype).eps
+    order = np.arange(n, dtype=np.int64)
+    moments = np.zeros((0, net.n_params), dtype=net.dtype)
+    with _threads.thread_limits(n_threads):
+        loss_sum = _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code,
+                                out_code, KO.NONE, hp, np.zeros(1, np.int64), n, 0, 1,
+                                n_threads)
+    return loss_sum / n, ws.raw.astype(np.float64)
+
+
+def fit_lbfgs(est, net, Xk, Y, sw, n_threads):
+    """L-BFGS-B (scipy) on the compiled full-batch loss and gradient."""
+    n = Y.shape[0]
+    eff = _threads.effective_threads(n_threads)
+    ws = Workspace(net.sizes, net.dtype, n, eff)
+
+    def fun(x):
+        net.params[...] = x
+        return loss_and_gradient(net, Xk, Y, sw, est._act_code, est._out_code,
+                                 est.alpha, ws, eff)
+
+    opt_res = scipy.optimize.minimize(
+        fun, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
+                 **lbfgs_iprint_options(est.verbose)})
+    est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
+    est.loss_ = float(opt_res.fun)
+    net.params[...] = opt_res.x

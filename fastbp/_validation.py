@@ -1,0 +1,101 @@
+"""Parameter constraints, data validation and every private scikit-learn import.
+
+scikit-learn's constraint helpers (``Interval``, ``StrOptions``, ``Options``),
+``_fit_context``, ``_check_sample_weight``, ``_check_partial_fit_first_call``
+and ``_check_optimize_result`` are private; they are imported here and nowhere
+else, so a scikit-learn release that moves one breaks one file.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import validate_data
+
+try:  # sklearn >= 1.3
+    from sklearn.base import _fit_context
+except ImportError:  # pragma: no cover
+    def _fit_context(prefer_skip_nested_validation):
+        def decorator(fit_method):
+            def wrapper(estimator, *args, **kwargs):
+                estimator._validate_params()
+                return fit_method(estimator, *args, **kwargs)
+            return wrapper
+        return decorator
+
+from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
+from sklearn.utils.optimize import _check_optimize_result  # noqa: F401
+from sklearn.utils.validation import _check_sample_weight
+
+try:
+    from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+except ImportError:  # pragma: no cover
+    def _get_additional_lbfgs_options_dict(key, value):
+        return {key: value}
+
+__all__ = [
+    "BASE_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context", "check_sample_weight",
+    "validate_data", "lbfgs_iprint_options", "_check_partial_fit_first_call",
+    "_check_optimize_result",
+]
+
+# Same constraints (and so the same error messages) as sklearn 1.9's MLP, plus n_jobs.
+BASE_CONSTRAINTS = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+    "max_fun": [Interval(Integral, 1, None, closed="left")],
+    "n_jobs": [None, Integral],
+}
+
+REGRESSOR_CONSTRAINTS = {
+    **BASE_CONSTRAINTS,
+    "loss": [StrOptions({"squared_error", "poisson"})],
+}
+
+
+def check_sample_weight(sample_weight, X):
+    """sklearn's checks (shape, finiteness, not all zero), as X's dtype."""
+    return _check_sample_weight(sample_weight, X, dtype=X.dtype)
+
+
+def lbfgs_iprint_options(verbose):
+    iprint = 1 if (verbose is True or verbose >= 1) else -1
+    return _get_additional_lbfgs_options_dict("iprint", iprint)
+
+
+def hidden_layer_list(hidden_layer_sizes):
+    """``hidden_layer_sizes`` as a list of ints, with sklearn's message when a size is < 1."""
+    sizes = hidden_layer_sizes
+    if not hasattr(sizes, "__iter__"):
+        sizes = [sizes]
+    sizes = list(sizes)
+    if np.any(np.array(sizes) <= 0):
+        raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
+    return [int(s) for s in sizes]
+
+
+def check_n_jobs(n_jobs):
+    if n_jobs == 0:
+        raise ValueError(
+            "The 'n_jobs' parameter must be None or a non-zero integer "
+            "(negative values count back from all threads). Got 0 instead.")

@@ -1,0 +1,749 @@
+"""BPClassifier and BPRegressor: scikit-learn's MLP estimators on a compiled engine."""
+
+import copy
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+from . import _threads, _training
+from ._kernels import activations as KA
+from ._kernels import losses as KL
+from ._kernels import network as K
+from ._network import Network, as_kernel_input
+from ._validation import (
+    BASE_CONSTRAINTS,
+    REGRESSOR_CONSTRAINTS,
+    _check_partial_fit_first_call,
+    _fit_context,
+    check_n_jobs,
+    check_sample_weight,
+    hidden_layer_list,
+    validate_data,
+)
+
+__all__ = ["BPClassifier", "BPRegressor"]
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+# Fitted state that is rebuilt on demand, never pickled or snapshotted.
+_TRANSIENT = ("_net", "_workspace")
+
+
+class _BaseBP(BaseEstimator, metaclass=ABCMeta):
+    """Shared machinery of BPClassifier and BPRegressor."""
+
+    _parameter_constraints: dict = dict(BASE_CONSTRAINTS)
+
+    @abstractmethod
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
+                 learning_rate, learning_rate_init, power_t, max_iter, loss, shuffle,
+                 random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                 early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 n_iter_no_change, max_fun, n_jobs):
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ state
+    def _get_net(self):
+        """The flat-buffer network behind ``coefs_``/``intercepts_`` (repacked if replaced)."""
+        net = self.__dict__.get("_net")
+        if net is None or not net.backs(self.coefs_, self.intercepts_):
+            coefs = [np.asarray(c) for c in self.coefs_]
+            intercepts = [np.asarray(b) for b in self.intercepts_]
+            dtype = np.result_type(*coefs, *intercepts)
+            if dtype not in (np.float32, np.float64):
+                dtype = np.dtype(np.float64)
+            net = Network.from_arrays(coefs, intercepts, dtype)
+            self._net = net
+            self.coefs_ = net.coefs
+            self.intercepts_ = net.intercepts
+        return net
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key in _TRANSIENT:
+            state.pop(key, None)
+        return state
+
+    def _snapshot(self):
+        params = set(self.get_params(deep=False))
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items()
+                if k not in params and k not in _TRANSIENT}
+
+    def _restore(self, snapshot):
+        params = set(self.get_params(deep=False))
+        for k in [k for k in self.__dict__ if k not in params]:
+            del self.__dict__[k]
+        self.__dict__.update(snapshot)
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        # Glorot-uniform, drawn exactly as scikit-learn draws it (same generator,
+        # same order), so the same random_state gives the same initial weights.
+        net = Network(layer_units, dtype)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for coef, intercept in zip(net.coefs, net.intercepts):
+            fan_in, fan_out = coef.shape
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept[...] = self._random_state.uniform(-bound, bound, fan_out)
+        self._net = net
+        self.coefs_ = net.coefs
+        self.intercepts_ = net.intercepts
+        self.__dict__.pop("_optimizer", None)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    @property
+    def _act_code(self):
+        return KA.HIDDEN_CODES[self.activation]
+
+    @property
+    def _out_code(self):
+        loss = "log_loss" if is_classifier(self) else self.loss
+        return KL.OUTPUT_CODES[(self.out_activation_, loss)]
+
+    # -------------------------------------------------------------------- fit
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = hidden_layer_list(self.hidden_layer_sizes)
+        check_n_jobs(self.n_jobs)
+        snapshot = self._snapshot()
+        try:
+            self._fit_impl(X, y, sample_weight, incremental, hidden_layer_sizes)
+        except _training.Diverged as exc:
+            self._restore(snapshot)
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed. The loss became"
+                f" non-finite in epoch {exc.epoch}; lower learning_rate_init (it is"
+                f" {self.learning_rate_init!r}) or scale X (e.g. with StandardScaler)."
+                " The estimator was left as it was before this call.") from None
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        return self
+
+    def _fit_impl(self, X, y, sample_weight, incremental, hidden_layer_sizes):
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        y_orig = y
+        n_samples, n_features = X.shape
+        self._sample_weight_given = sample_weight is not None
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        if not is_classifier(self):
+            y_orig = y
+        layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+            net = self._net
+        else:
+            net = self._get_net()
+            if list(net.sizes) != layer_units:
+                raise ValueError(
+                    "The network shape changed since the previous fit: it has layer "
+                    f"sizes {list(map(int, net.sizes))} but this call needs "
+                    f"{layer_units}. With warm_start=True or partial_fit, keep "
+                    "hidden_layer_sizes and the number of features and outputs fixed.")
+        self.n_outputs_ = y.shape[1]
+
+        dtype = net.dtype
+        Xk = as_kernel_input(X, dtype)
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        if sample_weight is None:
+            sw = np.ones(n_samples, dtype=dtype)
+        else:
+            sw = np.ascontiguousarray(sample_weight, dtype=dtype)
+        n_threads = _threads.resolve_n_threads(self.n_jobs)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            _training.fit_stochastic(self, net, Xk, X, Y, sw, y_orig, incremental, n_threads)
+        else:
+            _training.fit_lbfgs(self, net, Xk, Y, sw, n_threads)
+
+        if not np.isfinite(net.params).all():
+            raise _training.Diverged(getattr(self, "n_iter_", 0))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            The input data.  float32 input trains in float32; CSR/CSC input
+            is densified one mini-batch at a time inside the compiled epoch.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Returns a trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver)
+        return True
+
+    # ---------------------------------------------------------------- predict
+    def _forward_pass_fast(self, X, check_input=True):
+        """Output-layer activations of X, computed by the compiled forward pass."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        net = self._get_net()
+        dtype = np.promote_types(X.dtype, net.dtype)
+        if dtype not in (np.float32, np.float64):
+            dtype = np.dtype(np.float64)
+        params_net = net if dtype == net.dtype else Network(
+            net.sizes, dtype, net.params.astype(dtype))
+        Xk = as_kernel_input(X, dtype)
+        n = X.shape[0]
+        out = np.empty((n, int(net.sizes[-1])), dtype=dtype)
+        if n == 0:
+            return out
+        n_threads = _threads.resolve_n_threads(self.n_jobs)
+        n_threads = _threads.effective_threads(min(n_threads, max(1, n // 64)))
+        block = int(min(512, max(16, -(-n // n_threads))))
+        sizes = net.sizes
+        max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
+        ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)
+        kernel = _threads.pick(K.predict_serial, K.predict_parallel, n_threads)
+        with _threads.thread_limits(n_threads):
+            kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, params_net.params, out, ws,
+                   self._act_code, self._out_code, block, n_threads)
+        return out
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_PARAMS_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element represents the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function for the hidden layers: 'identity' f(x) = x,
+        'logistic' f(x) = 1 / (1 + exp(-x)), 'tanh' f(x) = tanh(x),
+        'relu' f(x) = max(0, x).
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization: 'lbfgs' (scipy's L-BFGS-B on the
+        compiled full-batch loss and gradient), 'sgd' (stochastic gradient
+        descent) or 'adam' (Kingma & Ba).
+
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term, divided by the sample size (or
+        the sample-weight sum) when added to the loss.
+
+    batch_size : int, default='auto'
+        Size of minibatches for stochastic optimizers. When 'auto',
+        ``batch_size=min(200, n_samples)``. Not used by 'lbfgs'.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule for weight updates. Only used when solver='sgd'.
+        'invscaling' uses ``learning_rate_init / pow(t, power_t)`` with t the
+        number of samples seen; 'adaptive' divides the rate by 5 each time two
+        consecutive epochs fail to improve by ``tol``.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate. Only used when solver='sgd' or 'adam'.
+
+    power_t : float, default=0.5
+        The exponent for inverse scaling learning rate. Only used when
+        solver='sgd' and learning_rate='invscaling'.
+
+    max_iter : int, default=200
+        Maximum number of iterations: epochs for 'sgd'/'adam', iterations for
+        'lbfgs'.
+
+    shuffle : bool, default=True
+        Whether to shuffle samples in each iteration. Only used when
+        solver='sgd' or 'adam'.
+
+    random_state : int, RandomState instance, default=None
+        Determines the weight and bias initialization, the train-test split
+        for early stopping and the batch sampling.  The draws are the same as
+        scikit-learn's, so an int gives the same initial weights and batches
+        as the MLP estimator with that int.
+
+    tol : float, default=1e-4
+        Tolerance for the optimization: when the loss or score does not
+        improve by at least ``tol`` for ``n_iter_no_change`` consecutive
+        epochs, convergence is considered reached and training stops (unless
+        learning_rate='adaptive').
+
+    verbose : bool, default=False
+        Whether to print progress messages to stdout.
+
+    warm_start : bool, default=False
+        When True, reuse the solution of the previous call to fit as
+        initialization, otherwise erase the previous solution.
+
+    momentum : float, default=0.9
+        Momentum for gradient descent update, in [0, 1]. Only used when
+        solver='sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum. Only used when solver='sgd' and
+        momentum > 0.
+
+    early_stopping : bool, default=False
+        Whether to use early stopping: a ``validation_fraction`` of the
+        training data is set aside (stratified for single-output
+        classification) and training stops when the validation score does not
+        improve by ``tol`` for ``n_iter_no_change`` epochs; the best weights
+        are restored.  Only effective when solver='sgd' or 'adam'.
+
+    validation_fraction : float, default=0.1
+        The proportion of training data to set aside as validation set for
+        early stopping. Only used if early_stopping is True.
+
+    beta_1 : float, default=0.9
+        Exponential decay rate for estimates of first moment vector in adam,
+        in [0, 1). Only used when solver='adam'.
+
+    beta_2 : float, default=0.999
+        Exponential decay rate for estimates of second moment vector in adam,
+        in [0, 1). Only used when solver='adam'.
+
+    epsilon : float, default=1e-8
+        Value for numerical stability in adam. Only used when solver='adam'.
+
+    n_iter_no_change : int, default=10
+        Maximum number of epochs to not meet ``tol`` improvement. Only
+        effective when solver='sgd' or 'adam'.
+
+    max_fun : int, default=15000
+        Only used when solver='lbfgs'. Maximum number of loss function calls.
+
+    n_jobs : int, default=None
+        Number of threads for training and prediction.  None uses numba's
+        current thread count (all cores unless the process limits it, e.g.
+        loky workers set NUMBA_NUM_THREADS=1); a negative value counts back
+        from all threads (-1 = all).  BLAS runs single-threaded inside fastbp's
+        parallel regions, so the two never oversubscribe the cores.  For a given
+        n_jobs results are bitwise reproducible; across n_jobs they agree to
+        floating-point rounding.
+"""
+
+_ATTRS_DOC = """
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        The minimum loss reached by the solver throughout fitting. None when
+        ``early_stopping=True``.  Only for stochastic solvers.
+
+    loss_curve_ : list of shape (n_iter_,)
+        The loss at the end of each training step (stochastic solvers).
+
+    validation_scores_ : list of shape (n_iter_,) or None
+        The score at each iteration on the held-out validation set (only with
+        ``early_stopping=True``).
+
+    best_validation_score_ : float or None
+        The best validation score (only with ``early_stopping=True``).
+
+    t_ : int
+        The number of training samples seen by the solver during fitting.
+
+    coefs_ : list of shape (n_layers - 1,)
+        The ith element is the weight matrix (fan_in, fan_out) of layer i.  All
+        are views into one flat parameter buffer; assigning new arrays is allowed
+        (they are repacked on the next call).
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The ith element is the bias vector of layer i + 1.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (only when X has string column names).
+
+    n_iter_ : int
+        The number of iterations the solver has run.
+
+    n_layers_ : int
+        Number of layers.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+"""
+
+
+class BPClassifier(ClassifierMixin, _BaseBP):
+    __doc__ = """Multi-layer perceptron classifier trained by compiled backpropagation.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier`: the same
+    parameters, mathematics, random draws and fitted attributes, with every
+    mini-batch of an epoch run inside one Numba-compiled call.  It optimizes the
+    log-loss with L-BFGS or stochastic gradient descent.
+
+    Parameters
+    ----------""" + _PARAMS_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+""" + _ATTRS_DOC + """
+    See Also
+    --------
+    BPRegressor : Multi-layer perceptron regressor.
+    sklearn.neural_network.MLPClassifier : The reference implementation.
+
+    References
+    ----------
+    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
+    training deep feedforward neural networks." AISTATS 2010.
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> from fastbp import BPClassifier
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = BPClassifier(random_state=0, max_iter=50).fit(X / 16.0, y)
+    >>> clf.score(X / 16.0, y) > 0.95
+    True
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, n_jobs=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss="log_loss", shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            n_jobs=n_jobs)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+        self._y_labels = y
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def _fit_impl(self, X, y, sample_weight, incremental, hidden_layer_sizes):
+        super()._fit_impl(X, y, sample_weight, incremental, hidden_layer_sizes)
+        self.__dict__.pop("_y_labels", None)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit.  Required on the first
+            call; can be omitted in later calls.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Return the log of probability estimates.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted log-probability of the sample for each class in the
+            model, where classes are ordered as they are in `self.classes_`.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted probability of the sample for each class in the
+            model, where classes are ordered as they are in `self.classes_`.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class BPRegressor(RegressorMixin, _BaseBP):
+    __doc__ = """Multi-layer perceptron regressor trained by compiled backpropagation.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor`: the same
+    parameters, mathematics, random draws and fitted attributes, with every
+    mini-batch of an epoch run inside one Numba-compiled call.  It optimizes
+    the squared error (or the Poisson deviance) with L-BFGS or stochastic
+    gradient descent.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss function: half squared error with an identity output, or half
+        Poisson deviance with an exponential output (log-link), which requires
+        ``y >= 0``.
+""" + _PARAMS_DOC + """
+    Attributes
+    ----------""" + _ATTRS_DOC + """
+    See Also
+    --------
+    BPClassifier : Multi-layer perceptron classifier.
+    sklearn.neural_network.MLPRegressor : The reference implementation.
+
+    References
+    ----------
+    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
+    training deep feedforward neural networks." AISTATS 2010.
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> from fastbp import BPRegressor
+    >>> from sklearn.datasets import make_regression
+    >>> X, y = make_regression(n_samples=200, n_features=20, random_state=1)
+    >>> regr = BPRegressor(random_state=1, max_iter=2000, tol=0.1).fit(X, y)
+    >>> regr.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = dict(REGRESSOR_CONSTRAINTS)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
+                 *, solver="adam", alpha=0.0001, batch_size="auto",
+                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, n_jobs=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            n_jobs=n_jobs)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson "
+                "regression (loss='poisson').")
+        return X, y
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
