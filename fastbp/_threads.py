@@ -22,13 +22,17 @@ from contextlib import contextmanager
 
 import numba
 
-_state = {"controller": None, "parallel_started": False, "forked_child": False}
+_state = {"controller": None, "parallel_started": False, "forked_child": False,
+          "blas_users": 0, "blas_limiter": None}
+_blas_lock = threading.Lock()
 
 
 def _after_fork_in_child():
     if _state["parallel_started"]:
         _state["forked_child"] = True
     _state["controller"] = None
+    _state["blas_users"] = 0
+    _state["blas_limiter"] = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -82,12 +86,31 @@ def _blas_controller():
 
 
 @contextmanager
+def _blas_single_threaded():
+    # threadpoolctl sets and restores BLAS threads process-wide, so two Python
+    # threads each entering and leaving their own limit would un-pin BLAS under
+    # each other.  The first caller pins, the last one restores.
+    with _blas_lock:
+        if _state["blas_users"] == 0:
+            _state["blas_limiter"] = _blas_controller().limit(limits=1, user_api="blas")
+        _state["blas_users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _state["blas_users"] -= 1
+            if _state["blas_users"] == 0 and _state["blas_limiter"] is not None:
+                _state["blas_limiter"].restore_original_limits()
+                _state["blas_limiter"] = None
+
+
+@contextmanager
 def thread_limits(n_threads):
     """Run numba with ``n_threads`` and BLAS with one thread; restore both after."""
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with _blas_single_threaded():
             yield
     finally:
         numba.set_num_threads(previous)

@@ -1,6 +1,19 @@
 import numpy as np
 import pytest
 
+# Tolerances of a compiled result against the float64 NumPy oracle
+# (tests/_reference.py), by the dtype the kernel computed in.  The one place
+# to change them: test_kernels, test_gradcheck and test_vs_sklearn read it.
+TOL = {
+    np.float64: dict(rtol=1e-10, atol=1e-12),
+    np.float32: dict(rtol=2e-4, atol=2e-5),
+}
+
+
+def tol(dtype):
+    """``TOL`` entry for a dtype given as a type, a dtype or a string."""
+    return TOL[np.dtype(dtype).type]
+
 
 @pytest.fixture
 def rng():

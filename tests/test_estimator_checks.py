@@ -1,0 +1,15 @@
+"""scikit-learn's estimator checks, with no expected failures."""
+
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastbp import BPClassifier, BPRegressor
+
+
+@parametrize_with_checks([BPClassifier(max_iter=100), BPRegressor(max_iter=100)])
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)

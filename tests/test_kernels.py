@@ -1,0 +1,615 @@
+"""Every compiled kernel against the plain-NumPy oracle ``tests/_reference.py``.
+
+* full-batch loss and gradient (``_training.loss_and_gradient``, i.e. the
+  training kernel with optimizer code NONE) for every hidden activation, every
+  (output activation, loss) pair, both dtypes, the serial and the parallel
+  dispatcher, dense and CSR input, with and without sample weights and L2;
+* whole epochs of mini-batches with sgd (Nesterov on/off) and adam, including
+  an uneven last batch, a shuffled order and a chunked epoch;
+* the predict kernels, dense and CSR, for several block sizes;
+* degenerate shapes and thread-count invariance.
+
+The oracle always runs in float64 on the very values (weights, data) the kernel
+saw, so a float32 kernel is measured against the exact answer; tolerances per
+dtype live in ``conftest.TOL``.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+
+import _reference as ref
+from conftest import tol
+from fastbp import BPClassifier, _threads, _training
+from fastbp._kernels import (
+    predict_parallel,
+    predict_serial,
+    train_batches_parallel,
+    train_batches_serial,
+)
+from fastbp._kernels import activations as KA
+from fastbp._kernels import losses as KL
+from fastbp._kernels import optimizers as KO
+from fastbp._network import Network, Workspace, as_kernel_input
+from fastbp._optim import AdamOptimizer, SGDOptimizer
+from fastbp._training import _run_batches, loss_and_gradient
+
+DTYPES = [np.float64, np.float32]
+DTYPE_IDS = ["f64", "f32"]
+HIDDEN = ["identity", "logistic", "tanh", "relu"]
+THREADS = [1, 2, 3]
+
+# id -> (output activation, reference loss name, n_outputs)
+OUTPUTS = {
+    "squared_error-1": ("identity", "squared_error", 1),
+    "squared_error-2": ("identity", "squared_error", 2),
+    "binary": ("logistic", "binary_log_loss", 1),
+    "multilabel": ("logistic", "binary_log_loss", 3),
+    "softmax": ("softmax", "log_loss", 3),
+    "poisson": ("exp", "poisson", 2),
+}
+# the loss name fastbp's estimators use for each output activation
+_EST_LOSS = {"identity": "squared_error", "logistic": "log_loss",
+             "softmax": "log_loss", "exp": "poisson"}
+
+
+def out_code(out_act):
+    return KL.OUTPUT_CODES[(out_act, _EST_LOSS[out_act])]
+
+
+def act_code(activation):
+    return KA.HIDDEN_CODES[activation]
+
+
+# --------------------------------------------------------------------------
+# problem builders
+# --------------------------------------------------------------------------
+def make_targets(rng, loss, n, n_out):
+    if loss == "squared_error":
+        return rng.normal(size=(n, n_out))
+    if loss == "binary_log_loss":
+        return rng.integers(0, 2, size=(n, n_out)).astype(float)
+    if loss == "log_loss":
+        return np.eye(n_out)[rng.integers(0, n_out, size=n)]
+    if loss == "poisson":
+        return rng.poisson(1.5, size=(n, n_out)).astype(float)
+    raise AssertionError(loss)
+
+
+def make_X(rng, n, n_in):
+    """Gaussian X with ~40% zeros and one all-zero row (an empty CSR row)."""
+    X = rng.normal(size=(n, n_in))
+    X[rng.random(size=(n, n_in)) < 0.4] = 0.0
+    X[n // 2] = 0.0
+    return X
+
+
+def csr_unsorted(X):
+    """CSR of X with the column indices of every row in reverse order."""
+    A = sp.csr_matrix(X)
+    data, indices = A.data.copy(), A.indices.copy()
+    for i in range(A.shape[0]):
+        s = slice(A.indptr[i], A.indptr[i + 1])
+        data[s], indices[s] = data[s][::-1], indices[s][::-1]
+    B = sp.csr_matrix((data, indices, A.indptr.copy()), shape=A.shape)
+    B.has_sorted_indices = False
+    return B
+
+
+def kernel_input(X, dtype, csr):
+    X = np.asarray(X, dtype=dtype)
+    return as_kernel_input(csr_unsorted(X) if csr else X, dtype)
+
+
+def init_params(sizes, activation, seed, dtype):
+    """Glorot weights rounded to ``dtype``, returned in float64 (exactly the
+    values the kernel sees) together with the kernel's Network."""
+    coefs, intercepts = ref.init_params(sizes, activation, seed)
+    coefs = [c.astype(dtype).astype(np.float64) for c in coefs]
+    intercepts = [b.astype(dtype).astype(np.float64) for b in intercepts]
+    return coefs, intercepts, Network.from_arrays(coefs, intercepts, dtype)
+
+
+def flat(coefs, intercepts):
+    return ref.pack(coefs, intercepts)
+
+
+def assert_close(actual, desired, dtype, scale=1.0, err_msg=""):
+    """assert_allclose with TOL[dtype]; atol relative to ``scale``."""
+    t = tol(dtype)
+    np.testing.assert_allclose(actual, desired, rtol=t["rtol"],
+                               atol=t["atol"] * max(1.0, scale), err_msg=err_msg)
+
+
+def threads_for(n_threads):
+    eff = _threads.effective_threads(n_threads)
+    assert eff == n_threads  # the parallel variant really runs
+    return _threads.pick(train_batches_serial, train_batches_parallel, eff)
+
+
+# --------------------------------------------------------------------------
+# 1. full-batch loss and gradient
+# --------------------------------------------------------------------------
+def full_batch(net, X, Y, sw, activation, out_act, alpha, dtype, csr, n_threads):
+    n = Y.shape[0]
+    ws = Workspace(net.sizes, dtype, n, n_threads)
+    sw_k = np.ones(n, dtype=dtype) if sw is None else sw.astype(dtype)
+    return loss_and_gradient(net, kernel_input(X, dtype, csr), Y.astype(dtype), sw_k,
+                             act_code(activation), out_code(out_act), alpha, ws,
+                             n_threads)
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(OUTPUTS))
+@pytest.mark.parametrize("activation", HIDDEN)
+def test_loss_and_gradient_match_reference(rng, activation, case, dtype, n_threads):
+    out_act, loss, n_out = OUTPUTS[case]
+    n, n_in = 13, 5
+    sizes = [n_in, 7, 4, n_out]
+    X = make_X(rng, n, n_in).astype(dtype).astype(np.float64)
+    Y = make_targets(rng, loss, n, n_out)
+    sw_values = rng.uniform(0.2, 3.0, size=n).astype(dtype).astype(np.float64)
+    coefs, intercepts, net = init_params(sizes, activation, 7, dtype)
+    params_before = net.params.copy()
+    for csr in (False, True):
+        for sw in (None, sw_values):
+            for alpha in (0.0, 1e-3):
+                msg = f"csr={csr} weighted={sw is not None} alpha={alpha}"
+                got_loss, got_grad = full_batch(net, X, Y, sw, activation, out_act,
+                                                alpha, dtype, csr, n_threads)
+                want_loss, cg, ig = ref.backprop(coefs, intercepts, X, Y, sw,
+                                                 activation, out_act, loss, alpha)
+                want_grad = flat(cg, ig)
+                assert got_grad.dtype == np.float64
+                assert got_grad.shape == want_grad.shape
+                assert np.abs(want_grad).max() > 1e-3, msg  # not a dead network
+                # the loss is sklearn's reported loss (squared error averaged
+                # over outputs), not the objective
+                assert want_loss == ref.reported_loss(coefs, intercepts, X, Y, sw,
+                                                      activation, out_act, loss, alpha)
+                assert_close(got_loss, want_loss, dtype, err_msg=msg)
+                assert_close(got_grad, want_grad, dtype,
+                             scale=np.abs(want_grad).max(), err_msg=msg)
+                # optimizer code NONE leaves the parameters alone
+                np.testing.assert_array_equal(net.params, params_before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_dense_and_csr_gradients_are_bitwise_equal(rng, dtype):
+    n, sizes = 17, [6, 5, 3, 3]
+    X = make_X(rng, n, 6)
+    Y = make_targets(rng, "log_loss", n, 3)
+    sw = rng.uniform(0.5, 2.0, size=n)
+    for n_threads in THREADS:
+        _, _, net = init_params(sizes, "tanh", 3, dtype)
+        dense = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-3, dtype, False, n_threads)
+        csr = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-3, dtype, True, n_threads)
+        assert dense[0] == csr[0]
+        np.testing.assert_array_equal(dense[1], csr[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_csr_with_duplicate_entries_is_summed(rng, dtype):
+    """A CSR matrix may hold duplicate (row, col) entries; scipy, sklearn's
+    ``safe_sparse_dot`` and ``toarray`` all sum them.  So must the kernels."""
+    n, sizes = 9, [4, 5, 2]
+    X = make_X(rng, n, 4)
+    A = sp.csr_matrix(X)
+    # split every stored value v into two entries v/4 and 3v/4 of the same cell
+    indptr = A.indptr * 2
+    indices = np.repeat(A.indices, 2)
+    data = np.column_stack([A.data / 4, 3 * A.data / 4]).ravel()
+    D = sp.csr_matrix((data.astype(dtype), indices, indptr), shape=A.shape)
+    assert not D.has_canonical_format
+    np.testing.assert_allclose(D.toarray(), X.astype(dtype), rtol=1e-6)
+    Y = make_targets(rng, "squared_error", n, 2)
+    coefs, intercepts, net = init_params(sizes, "tanh", 1, dtype)
+    Xd = D.toarray().astype(np.float64)
+
+    ws = Workspace(net.sizes, dtype, n, 1)
+    got_loss, got_grad = loss_and_gradient(
+        net, as_kernel_input(D, dtype), Y.astype(dtype), np.ones(n, dtype=dtype),
+        act_code("tanh"), out_code("identity"), 0.0, ws, 1)
+    want_loss, cg, ig = ref.backprop(coefs, intercepts, Xd, Y, None, "tanh",
+                                     "identity", "squared_error", 0.0)
+    assert_close(got_loss, want_loss, dtype)
+    assert_close(got_grad, flat(cg, ig), dtype)
+
+    out = run_predict(net, D, dtype, act_code("tanh"), out_code("identity"), 4, 1)
+    want = ref.forward(coefs, intercepts, Xd, "tanh", "identity")[-1]
+    assert_close(out, want, dtype)
+
+
+# --------------------------------------------------------------------------
+# 2. mini-batch epochs
+# --------------------------------------------------------------------------
+SOLVERS = {
+    "sgd-nesterov": ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+    "sgd-plain": ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": False}),
+    "adam": ("adam", dict(ref.ADAM_DEFAULTS, learning_rate_init=0.01)),
+}
+
+
+def make_optimizer(solver_id, n_params, dtype):
+    solver, hp = SOLVERS[solver_id]
+    if solver == "sgd":
+        return SGDOptimizer(n_params, dtype, hp["learning_rate"], "constant",
+                            hp["momentum"], hp["nesterov"], 0.5)
+    return AdamOptimizer(n_params, dtype, hp["learning_rate_init"], hp["beta_1"],
+                         hp["beta_2"], hp["epsilon"])
+
+
+def kernel_epoch(net, opt, Xk, Y, sw, order, batch_size, activation, out_act, alpha,
+                 n_threads, chunks=None):
+    """One epoch through ``_training._run_batches``; returns the summed batch loss."""
+    kernel = threads_for(n_threads)
+    n_batches = -(-order.shape[0] // batch_size)
+    if chunks is None:
+        chunks = [(0, n_batches)]
+    ws = Workspace(net.sizes, net.dtype, batch_size, n_threads)
+    hp = opt.kernel_hp(alpha)
+    adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
+    total = 0.0
+    with _threads.thread_limits(n_threads):
+        for lo, hi in chunks:
+            total += _run_batches(kernel, Xk, Y, sw, order, net, opt.moments, ws,
+                                  act_code(activation), out_code(out_act), opt.code, hp,
+                                  adam_t, batch_size, lo, hi, n_threads)
+    opt.after_batches()
+    return total
+
+
+def ref_moments(solver, state, n_layers):
+    if solver == "sgd":
+        v = state["velocities"]
+        return [flat(v[:n_layers], v[n_layers:])]
+    return [flat(state["ms"][:n_layers], state["ms"][n_layers:]),
+            flat(state["vs"][:n_layers], state["vs"][n_layers:])]
+
+
+def epoch_problem(rng, case, dtype, n=31, n_in=5):
+    out_act, loss, n_out = OUTPUTS[case]
+    X = make_X(rng, n, n_in).astype(dtype).astype(np.float64)
+    Y = make_targets(rng, loss, n, n_out)
+    sw = rng.uniform(0.2, 3.0, size=n).astype(dtype).astype(np.float64)
+    return X, Y, sw, [n_in, 7, 4, n_out]
+
+
+@pytest.mark.parametrize("csr", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("solver_id", list(SOLVERS))
+def test_epochs_match_reference(rng, solver_id, dtype, n_threads, csr):
+    """Two epochs (shuffled orders, the second a strict subset of the rows as in
+    early stopping), batches 8, 8, 8, 7 then 8, 8, 8, 1: params, optimizer
+    moments, Adam's step counter and the summed batch loss."""
+    solver, hp = SOLVERS[solver_id]
+    out_act, loss, _ = OUTPUTS["softmax"]
+    activation, alpha, batch_size = "tanh", 1e-3, 8
+    X, Y, sw, sizes = epoch_problem(rng, "softmax", dtype)
+    coefs, intercepts, net = init_params(sizes, activation, 11, dtype)
+    opt = make_optimizer(solver_id, net.n_params, dtype)
+    state = ref.init_opt_state(solver, coefs + intercepts)
+    Xk = kernel_input(X, dtype, csr)
+    Yk, swk = Y.astype(dtype), sw.astype(dtype)
+    orders = [rng.permutation(31), rng.permutation(31)[:25]]
+    for epoch, order in enumerate(orders):
+        order = order.astype(np.int64)
+        got = kernel_epoch(net, opt, Xk, Yk, swk, order, batch_size, activation,
+                           out_act, alpha, n_threads)
+        want = ref.run_epoch(coefs, intercepts, X, Y, sw, order, batch_size, activation,
+                             out_act, loss, alpha, solver, state, hp)
+        msg = f"epoch {epoch}"
+        assert_close(got / order.shape[0], want, dtype, err_msg=msg)
+        assert_close(net.params, flat(coefs, intercepts), dtype, err_msg=msg)
+        for m_got, m_want in zip(opt.moments, ref_moments(solver, state, len(coefs))):
+            assert_close(m_got, m_want, dtype, scale=np.abs(m_want).max(), err_msg=msg)
+        if solver == "adam":
+            assert opt.t == state["t"] == 4 * (epoch + 1)
+    assert net.params.dtype == dtype and opt.moments.dtype == dtype
+
+
+@pytest.mark.parametrize("case", list(OUTPUTS))
+@pytest.mark.parametrize("activation", HIDDEN)
+def test_epoch_every_output_and_activation(rng, activation, case):
+    """One sgd epoch (float64, 2 threads, unweighted) for every pair."""
+    out_act, loss, _ = OUTPUTS[case]
+    X, Y, _, sizes = epoch_problem(rng, case, np.float64, n=23)
+    coefs, intercepts, net = init_params(sizes, activation, 5, np.float64)
+    opt = make_optimizer("sgd-nesterov", net.n_params, np.float64)
+    state = ref.init_opt_state("sgd", coefs + intercepts)
+    order = rng.permutation(23).astype(np.int64)
+    got = kernel_epoch(net, opt, kernel_input(X, np.float64, False), Y, np.ones(23),
+                       order, 6, activation, out_act, 1e-3, 2)
+    want = ref.run_epoch(coefs, intercepts, X, Y, None, order, 6, activation, out_act,
+                         loss, 1e-3, "sgd", state, SOLVERS["sgd-nesterov"][1])
+    assert got / 23 == pytest.approx(want, rel=1e-12)
+    assert_close(net.params, flat(coefs, intercepts), np.float64)
+    assert_close(opt.moments[0], ref_moments("sgd", state, 3)[0], np.float64)
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam"])
+def test_chunked_epoch_is_bitwise_equal_to_one_call(rng, solver_id, dtype, n_threads):
+    """Splitting an epoch into calls (what makes Ctrl-C responsive) must not change
+    a single bit; Adam's counter advances once per batch across the calls."""
+    X, Y, sw, sizes = epoch_problem(rng, "squared_error-2", dtype, n=45)
+    order = rng.permutation(45).astype(np.int64)
+    batch_size, n_batches = 7, 7  # 6 x 7 + 3
+    Xk, Yk, swk = kernel_input(X, dtype, False), Y.astype(dtype), sw.astype(dtype)
+
+    def run(chunks):
+        _, _, net = init_params(sizes, "relu", 2, dtype)
+        opt = make_optimizer(solver_id, net.n_params, dtype)
+        losses = [kernel_epoch(net, opt, Xk, Yk, swk, order, batch_size, "relu",
+                               "identity", 1e-3, n_threads, chunks) for _ in range(2)]
+        return net, opt, losses
+
+    net1, opt1, loss1 = run(None)
+    assert not np.array_equal(net1.params, init_params(sizes, "relu", 2, dtype)[2].params)
+    if solver_id == "adam":
+        assert opt1.t == 2 * n_batches
+    for chunks in ([(0, 3), (3, 7)], [(0, 1), (1, 2), (2, 6), (6, 7)]):
+        net2, opt2, loss2 = run(chunks)
+        np.testing.assert_array_equal(net2.params, net1.params)
+        np.testing.assert_array_equal(opt2.moments, opt1.moments)
+        np.testing.assert_allclose(loss2, loss1, rtol=1e-13)
+        if solver_id == "adam":
+            assert opt2.t == opt1.t == 2 * n_batches
+            assert opt2.learning_rate == opt1.learning_rate
+
+
+def test_adam_step_counter_advances_per_batch_and_sets_rate(rng):
+    X, Y, sw, sizes = epoch_problem(rng, "binary", np.float64, n=20)
+    _, _, net = init_params(sizes, "logistic", 0, np.float64)
+    opt = make_optimizer("adam", net.n_params, np.float64)
+    opt.t_array[0] = 5  # a partial_fit that already took 5 steps
+    order = np.arange(20, dtype=np.int64)
+    kernel_epoch(net, opt, kernel_input(X, np.float64, False), Y, sw, order, 6,
+                 "logistic", "logistic", 0.0, 2, chunks=[(0, 2)])
+    assert opt.t == 7
+    kernel_epoch(net, opt, kernel_input(X, np.float64, False), Y, sw, order, 6,
+                 "logistic", "logistic", 0.0, 2, chunks=[(2, 4)])
+    assert opt.t == 9
+    expected = 0.01 * np.sqrt(1 - 0.999**9) / (1 - 0.9**9)
+    assert opt.learning_rate == pytest.approx(expected, rel=1e-15)
+
+
+def test_fit_split_into_many_calls_is_bitwise_equal(rng, monkeypatch):
+    """The estimator's own chunking (``CALL_FLOPS``): one batch per compiled call
+    gives the same fit as the whole epoch in one call."""
+    X = rng.normal(size=(90, 6))
+    y = rng.integers(0, 3, size=90)
+
+    def fit():
+        clf = BPClassifier(hidden_layer_sizes=(8, 5), batch_size=16, max_iter=3,
+                           random_state=0, n_jobs=2, learning_rate_init=0.01)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return clf.fit(X, y)
+
+    one = fit()
+    calls = []
+    original = _training._run_batches
+
+    def spy(*args):
+        calls.append((args[-3], args[-2]))
+        return original(*args)
+
+    monkeypatch.setattr(_training, "CALL_FLOPS", 1.0)
+    monkeypatch.setattr(_training, "_run_batches", spy)
+    many = fit()
+    assert calls[:6] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]
+    assert len(calls) == 3 * 6
+    np.testing.assert_array_equal(many._net.params, one._net.params)
+    assert many.loss_curve_ == pytest.approx(one.loss_curve_, rel=1e-14)
+    assert many._optimizer.t == one._optimizer.t == 18
+
+
+# --------------------------------------------------------------------------
+# 3. predict kernels
+# --------------------------------------------------------------------------
+def run_predict(net, X, dtype, a_code, o_code, block, n_threads):
+    sparse = sp.issparse(X)
+    Xk = as_kernel_input(X, dtype)
+    n = X.shape[0]
+    sizes = net.sizes
+    max_width = int(max(sizes[1:].max(), sizes[0] if sparse else 1))
+    ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)
+    out = np.full((n, int(sizes[-1])), np.nan, dtype=dtype)
+    eff = _threads.effective_threads(n_threads)
+    assert eff == n_threads
+    kernel = _threads.pick(predict_serial, predict_parallel, eff)
+    with _threads.thread_limits(eff):
+        assert kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, net.params, out, ws,
+                      a_code, o_code, block, eff) is None
+    return out
+
+
+@pytest.mark.parametrize("csr", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(OUTPUTS))
+@pytest.mark.parametrize("activation", HIDDEN)
+def test_predict_matches_reference(rng, activation, case, dtype, csr):
+    out_act, _, n_out = OUTPUTS[case]
+    n, sizes = 23, [5, 9, 4, n_out]
+    X = make_X(rng, n, 5).astype(dtype)
+    coefs, intercepts, net = init_params(sizes, activation, 4, dtype)
+    want = ref.forward(coefs, intercepts, X.astype(np.float64), activation, out_act)[-1]
+    Xin = csr_unsorted(X) if csr else X
+    results = {}
+    for block in (1, 5, 16, 23, 64):  # 5 and 16 do not divide 23
+        for n_threads in THREADS:
+            out = run_predict(net, Xin, dtype, act_code(activation), out_code(out_act),
+                              block, n_threads)
+            assert out.dtype == dtype
+            assert_close(out, want, dtype, err_msg=f"block={block} T={n_threads}")
+            results[block, n_threads] = out
+        # which thread computes a block does not change it
+        for n_threads in THREADS[1:]:
+            np.testing.assert_array_equal(results[block, n_threads], results[block, 1])
+    if out_act == "softmax":
+        np.testing.assert_allclose(results[5, 2].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_predict_dense_and_csr_are_bitwise_equal(rng):
+    X = make_X(rng, 40, 6)
+    _, _, net = init_params([6, 8, 3, 2], "relu", 0, np.float64)
+    for block in (3, 16):
+        for n_threads in THREADS:
+            a = run_predict(net, X, np.float64, act_code("relu"), out_code("identity"),
+                            block, n_threads)
+            b = run_predict(net, sp.csr_matrix(X), np.float64, act_code("relu"),
+                            out_code("identity"), block, n_threads)
+            np.testing.assert_array_equal(a, b)
+
+
+def test_predict_of_training_logits_matches_training_forward(rng):
+    """The loss the training kernel reports is the loss of the predict kernel's
+    outputs (both forward passes agree)."""
+    X, Y, sw, sizes = epoch_problem(rng, "poisson", np.float64, n=19)
+    coefs, intercepts, net = init_params(sizes, "tanh", 8, np.float64)
+    loss, _ = full_batch(net, X, Y, sw, "tanh", "exp", 0.0, np.float64, False, 2)
+    P = run_predict(net, X, np.float64, act_code("tanh"), out_code("exp"), 7, 2)
+    assert loss == pytest.approx(ref.data_loss(Y, P, "poisson", sw), rel=1e-13)
+
+
+# --------------------------------------------------------------------------
+# 4. degenerate shapes
+# --------------------------------------------------------------------------
+DEGENERATE = {
+    "one-row": (1, [4, 5, 3, 2]),
+    "two-rows": (2, [4, 5, 3, 2]),
+    "one-unit-hidden": (11, [4, 1, 3, 2]),
+    "one-feature": (11, [1, 5, 3, 2]),
+    "one-everything": (5, [1, 1, 1, 1]),
+    "no-hidden-layer": (11, [4, 2]),
+    "many-layers": (11, [3, 2, 5, 1, 4, 2]),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("shape_id", list(DEGENERATE))
+def test_degenerate_shapes(rng, shape_id, dtype):
+    n, sizes = DEGENERATE[shape_id]
+    activation, out_act, loss = "tanh", "identity", "squared_error"
+    X = rng.normal(size=(n, sizes[0])).astype(dtype).astype(np.float64)
+    Y = rng.normal(size=(n, sizes[-1]))
+    sw = rng.uniform(0.5, 2.0, size=n).astype(dtype).astype(np.float64)
+    coefs, intercepts, net = init_params(sizes, activation, 6, dtype)
+    want_loss, cg, ig = ref.backprop(coefs, intercepts, X, Y, sw, activation,
+                                     out_act, loss, 1e-2)
+    want_out = ref.forward(coefs, intercepts, X, activation, out_act)[-1]
+    for n_threads in THREADS:
+        for csr in (False, True):
+            msg = f"T={n_threads} csr={csr}"
+            got_loss, got_grad = full_batch(net, X, Y, sw, activation, out_act, 1e-2,
+                                            dtype, csr, n_threads)
+            assert_close(got_loss, want_loss, dtype, err_msg=msg)
+            assert_close(got_grad, flat(cg, ig), dtype, err_msg=msg)
+            Xin = sp.csr_matrix(X.astype(dtype)) if csr else X.astype(dtype)
+            out = run_predict(net, Xin, dtype, act_code(activation), out_code(out_act),
+                              2, n_threads)
+            assert_close(out, want_out, dtype, err_msg=msg)
+
+    # an epoch whose batches (2, 2, ..., 1) are smaller than the thread count
+    order = rng.permutation(n).astype(np.int64)
+    for n_threads in THREADS:
+        c = [w.copy() for w in coefs]
+        b = [w.copy() for w in intercepts]
+        _, _, net_t = init_params(sizes, activation, 6, dtype)
+        opt = make_optimizer("adam", net_t.n_params, dtype)
+        state = ref.init_opt_state("adam", c + b)
+        got = kernel_epoch(net_t, opt, kernel_input(X, dtype, False), Y.astype(dtype),
+                           sw.astype(dtype), order, 2, activation, out_act, 1e-2,
+                           n_threads)
+        want = ref.run_epoch(c, b, X, Y, sw, order, 2, activation, out_act, loss, 1e-2,
+                             "adam", state, SOLVERS["adam"][1])
+        assert_close(got / n, want, dtype, err_msg=f"T={n_threads}")
+        assert_close(net_t.params, flat(c, b), dtype, err_msg=f"T={n_threads}")
+        assert opt.t == state["t"] == -(-n // 2)
+
+
+# --------------------------------------------------------------------------
+# 5. thread-count invariance
+# --------------------------------------------------------------------------
+# The kernel module docstring claims the result "does not depend on the thread
+# count": no sum is split between threads.  That holds for the kernel's own
+# loops, but every thread calls BLAS gemm on its *slice* (rows of a batch in
+# the forward pass, columns of a_l in a_l^T delta), and OpenBLAS (0.3.30 here)
+# does not give bitwise-identical elements for different M-blocks of one
+# product: the parameters after an epoch differ by a few ulps across thread
+# counts.  So across thread counts we assert rtol 1e-12 (float64); for one
+# thread count, repeated runs are bitwise identical (the estimators' promise).
+THREAD_RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def epoch_results(rng_seed, solver_id, dtype, csr, n_threads):
+    rng = np.random.default_rng(rng_seed)
+    n = 53
+    X, Y, sw, _ = epoch_problem(rng, "softmax", dtype, n=n, n_in=7)
+    sizes = [7, 13, 6, 3]
+    order = rng.permutation(n).astype(np.int64)
+    Xk, Yk, swk = kernel_input(X, dtype, csr), Y.astype(dtype), sw.astype(dtype)
+    _, _, net = init_params(sizes, "tanh", 9, dtype)
+    opt = make_optimizer(solver_id, net.n_params, dtype)
+    losses = [kernel_epoch(net, opt, Xk, Yk, swk, order, 10, "tanh", "softmax",
+                           1e-3, n_threads) for _ in range(2)]
+    return net.params.copy(), opt.moments.copy(), losses
+
+
+@pytest.mark.parametrize("csr", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam"])
+def test_epoch_across_thread_counts(solver_id, dtype, csr):
+    results = {t: epoch_results(0, solver_id, dtype, csr, t) for t in THREADS}
+    rtol = THREAD_RTOL[dtype]
+    for n_threads in THREADS[1:]:
+        params, moments, losses = results[n_threads]
+        scale = np.abs(results[1][0]).max()
+        np.testing.assert_allclose(params, results[1][0], rtol=rtol, atol=rtol * scale)
+        for m, m1 in zip(moments, results[1][1]):
+            np.testing.assert_allclose(m, m1, rtol=rtol, atol=rtol * np.abs(m1).max())
+        np.testing.assert_allclose(losses, results[1][2], rtol=rtol)
+    # and a fixed thread count is bitwise reproducible
+    for n_threads in THREADS:
+        again = epoch_results(0, solver_id, dtype, csr, n_threads)
+        np.testing.assert_array_equal(again[0], results[n_threads][0])
+        np.testing.assert_array_equal(again[1], results[n_threads][1])
+        assert again[2] == results[n_threads][2]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_gradient_across_thread_counts(rng, dtype):
+    n = 41
+    X, Y, sw, _ = epoch_problem(rng, "multilabel", dtype, n=n, n_in=9)
+    sizes = [9, 10, 7, 3]
+    _, _, net = init_params(sizes, "logistic", 2, dtype)
+    results = [full_batch(net, X, Y, sw, "logistic", "logistic", 1e-3, dtype, False, t)
+               for t in THREADS]
+    rtol = THREAD_RTOL[dtype]
+    for loss, grad in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=rtol)
+        np.testing.assert_allclose(grad, results[0][1], rtol=rtol,
+                                   atol=rtol * np.abs(results[0][1]).max())
+
+
+def test_kernel_hp_layout():
+    """The hyper-parameter vector the kernels read is what the optimizers write."""
+    opt = SGDOptimizer(10, np.float32, 0.2, "constant", 0.7, False, 0.5)
+    hp = opt.kernel_hp(0.25)
+    assert hp.dtype == np.float64 and hp.shape == (KO.N_HP,)
+    assert (hp[KO.HP_LR], hp[KO.HP_MOMENTUM], hp[KO.HP_NESTEROV], hp[KO.HP_ALPHA]) == (
+        0.2, 0.7, 0.0, 0.25)
+    assert hp[KO.HP_CLIP_EPS] == np.finfo(np.float32).eps
+    adam = AdamOptimizer(10, np.float64, 0.03, 0.8, 0.99, 1e-7)
+    hp = adam.kernel_hp(0.0)
+    assert (hp[KO.HP_LR_INIT], hp[KO.HP_BETA1], hp[KO.HP_BETA2], hp[KO.HP_EPSILON]) == (
+        0.03, 0.8, 0.99, 1e-7)
+    assert adam.moments.shape == (2, 10) and opt.moments.shape == (1, 10)
+    assert adam.code == KO.ADAM and opt.code == KO.SGD

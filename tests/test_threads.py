@@ -1,0 +1,149 @@
+"""Thread counts: reproducibility, invariance, scoping, and unusual callers."""
+
+import multiprocessing
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_info
+
+from fastbp import BPClassifier, BPRegressor
+from fastbp._threads import resolve_n_threads
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:500] / 16.0, y[:500]
+
+
+def _fit(X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return BPClassifier(hidden_layer_sizes=(33, 17), max_iter=4, random_state=0, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_same_seed_same_n_jobs_is_bitwise_reproducible(digits, solver):
+    X, y = digits
+    a = _fit(X, y, n_jobs=2, solver=solver)
+    b = _fit(X, y, n_jobs=2, solver=solver)
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(ca, cb)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thread_count_does_not_change_weights(digits, dtype):
+    X, y = digits
+    X = X.astype(dtype)
+    ref = _fit(X, y, n_jobs=1)
+    for n_jobs in (2, 3, -1):
+        other = _fit(X, y, n_jobs=n_jobs)
+        for ca, cb in zip(ref.coefs_ + ref.intercepts_, other.coefs_ + other.intercepts_):
+            if dtype == np.float64:
+                # Each weight's sum over the batch is computed by one thread in a
+                # fixed order, so the thread count leaves float64 weights bitwise
+                # identical.
+                np.testing.assert_array_equal(ca, cb)
+            else:
+                # OpenBLAS's sgemm rounds the last bit differently for different
+                # row-block sizes (the forward pass splits the batch by thread).
+                np.testing.assert_allclose(ca, cb, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(ref.loss_curve_, other.loss_curve_,
+                                   rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_thread_settings_are_restored(digits):
+    X, y = digits
+    before_numba = numba.get_num_threads()
+    before_blas = [(d["filepath"], d["num_threads"]) for d in threadpool_info()]
+    clf = _fit(X, y, n_jobs=1)
+    clf.predict_proba(X)
+    assert numba.get_num_threads() == before_numba
+    assert [(d["filepath"], d["num_threads"]) for d in threadpool_info()] == before_blas
+
+
+def test_resolve_n_threads():
+    max_threads = numba.config.NUMBA_NUM_THREADS
+    assert resolve_n_threads(1) == 1
+    assert resolve_n_threads(-1) == max_threads
+    assert resolve_n_threads(10_000) == max_threads
+    assert resolve_n_threads(None) == numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert resolve_n_threads(None) == 1
+    finally:
+        numba.set_num_threads(max_threads)
+
+
+def test_predict_from_many_python_threads(digits):
+    X, y = digits
+    clf = _fit(X, y, n_jobs=2)
+    expected = clf.predict_proba(X)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: clf.predict_proba(X), range(16)))
+    for res in results:
+        # Not bitwise: single-threaded OpenBLAS called from a non-main thread
+        # rounds a few last bits differently (seen: 6e-16 relative).
+        np.testing.assert_allclose(res, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_from_python_threads(digits):
+    X, y = digits
+    expected = _fit(X, y, n_jobs=2).coefs_[0]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fitted = list(pool.map(lambda _: _fit(X, y, n_jobs=2), range(2)))
+    for est in fitted:
+        np.testing.assert_array_equal(est.coefs_[0], expected)
+
+
+def _child_predict(clf, X, queue):
+    queue.put(clf.predict_proba(X))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_predict_in_forked_child_after_parallel_use(digits):
+    X, y = digits
+    clf = _fit(X, y, n_jobs=2)
+    expected = clf.predict_proba(X)  # the parent has run parallel regions now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_predict, args=(clf, X, queue))
+    proc.start()
+    result = queue.get(timeout=120)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.slow
+def test_grid_search_with_process_workers(digits):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = digits
+    est = BPClassifier(max_iter=30, learning_rate_init=0.01, random_state=0)
+    search = GridSearchCV(est, {"hidden_layer_sizes": [(8,), (16,)]}, cv=2, n_jobs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+        direct = BPClassifier(**{**est.get_params(), **search.best_params_}).fit(X, y)
+    assert search.best_score_ > 0.6
+    assert set(search.cv_results_["param_hidden_layer_sizes"]) == {(8,), (16,)}
+    # the workers (loky sets NUMBA_NUM_THREADS=1 there) and the parent agree
+    np.testing.assert_array_equal(search.best_estimator_.coefs_[0], direct.coefs_[0])
+
+
+def test_regressor_threads_invariant():
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 6)
+    y = np.c_[X.sum(1), X[:, 0] - X[:, 1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=1).fit(X, y)
+        b = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a.coefs_[1], b.coefs_[1])
