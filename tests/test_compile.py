@@ -1,0 +1,88 @@
+"""Compilation: few specializations, and a warm on-disk cache means no recompiling."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+
+from fastbp import BPClassifier, BPRegressor
+from fastbp._kernels import DISPATCHERS
+
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+
+
+def test_at_most_two_specializations_per_kernel(tmp_path):
+    """Every option, depth, input kind and layout reuses the float32/float64 builds."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 4)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    inputs = [X, sp.csr_matrix(X), np.asfortranarray(X), X[:, ::-1][:, ::-1],
+              np.load(path, mmap_mode="r"), X.astype(np.float32),
+              sp.csr_matrix(X.astype(np.float32))]
+    y = (X[:, 0] > 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for i, data in enumerate(inputs):
+            for solver in ("sgd", "adam", "lbfgs"):
+                for n_jobs in (1, 2):
+                    depth = (3,) * (1 + i % 3)
+                    est = BPClassifier(hidden_layer_sizes=depth, solver=solver, max_iter=2,
+                                       activation=ACTIVATIONS[i % 4], n_jobs=n_jobs,
+                                       random_state=0)
+                    est.fit(data, y).predict_proba(data)
+                    BPClassifier(hidden_layer_sizes=depth, max_iter=2, n_jobs=n_jobs).fit(
+                        data, np.c_[y, 1 - y]).predict(data)
+                    BPRegressor(loss="poisson", hidden_layer_sizes=depth, solver=solver,
+                                max_iter=2, n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
+    counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
+    assert all(1 <= c <= 2 for c in counts.values()), counts  # each one was used
+
+
+_CHILD = textwrap.dedent("""
+    import json, warnings
+    import numpy as np
+    from fastbp import BPClassifier
+    from fastbp._kernels import DISPATCHERS
+    warnings.simplefilter("ignore")
+    X = np.random.RandomState(0).rand(300, 5)
+    y = (X[:, 0] > 0.5).astype(int)
+    clf = BPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, n_jobs={n_jobs})
+    clf.fit(X, y).predict_proba(X)
+    stats = {{name: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
+             for name, d in DISPATCHERS.items() if d.signatures}}
+    print(json.dumps({{"stats": stats, "coef": clf.coefs_[0].tolist()}}))
+""")
+
+
+def _run_child(cache_dir, n_jobs, threads):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(n_jobs=n_jobs)], env=env,
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_warm_cache_does_not_recompile(tmp_path):
+    """A cold process compiles; a fresh one with the warm cache loads, even with
+    another thread count (parallel kernels are cached too)."""
+    cold = _run_child(tmp_path, n_jobs=2, threads=2)
+    assert all(misses >= 1 for _, misses in cold["stats"].values()), cold["stats"]
+    warm = _run_child(tmp_path, n_jobs=2, threads=2)
+    assert all(hits >= 1 and misses == 0 for hits, misses in warm["stats"].values()), warm["stats"]
+    other = _run_child(tmp_path, n_jobs=-1, threads=3)
+    assert all(hits >= 1 and misses == 0 for hits, misses in other["stats"].values()), other["stats"]
+    np.testing.assert_array_equal(cold["coef"], warm["coef"])
+    np.testing.assert_array_equal(cold["coef"], other["coef"])
+    serial_cold = _run_child(tmp_path, n_jobs=1, threads=1)
+    serial_warm = _run_child(tmp_path, n_jobs=1, threads=1)
+    assert all(m >= 1 for _, m in serial_cold["stats"].values()), serial_cold["stats"]
+    assert all(h >= 1 and m == 0 for h, m in serial_warm["stats"].values()), serial_warm["stats"]
+    np.testing.assert_array_equal(cold["coef"], serial_warm["coef"])
