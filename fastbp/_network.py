@@ -57,26 +57,27 @@ class Network:
 class Workspace:
     """Activations, deltas, raw gradients and per-thread buffers for one fit.
 
-    Sized for mini-batches of ``cap`` rows and ``n_threads`` threads; allocated
-    once per fit (or reused by partial_fit), never per mini-batch.
+    Sized for mini-batches of ``cap`` rows split in ``n_blocks`` work blocks;
+    allocated once per fit (or reused by partial_fit), never per mini-batch.
     """
 
-    def __init__(self, sizes, dtype, cap, n_threads):
+    def __init__(self, sizes, dtype, cap, n_blocks):
         sizes = np.asarray(sizes, dtype=np.int64)
-        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_threads)
+        self.n_blocks = n_blocks
+        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks)
         total = int(sizes.sum())
         self.acts = np.empty(cap * total, dtype=dtype)
         self.deltas = np.empty(cap * (total - int(sizes[0])), dtype=dtype)
         fan_in, fan_out = sizes[:-1], sizes[1:]
         self.raw = np.empty(int(np.sum(fan_in * fan_out) + np.sum(fan_out)), dtype=dtype)
-        # Column-block copies of a_l for the weight gradients (only when threaded).
-        width = int(max(-(-fi // n_threads) for fi in fan_in.tolist())) if n_threads > 1 else 1
-        self.ws = np.empty((n_threads, cap * width), dtype=dtype)
+        # Column-block copies of a_l for the weight gradients (when split in blocks).
+        width = int(max(-(-fi // n_blocks) for fi in fan_in.tolist())) if n_blocks > 1 else 1
+        self.ws = np.empty((n_blocks, cap * width), dtype=dtype)
         self.rowsq = np.empty(int(fan_in.sum()), dtype=np.float64)
         self.rowloss = np.empty(cap, dtype=np.float64)
 
-    def matches(self, sizes, dtype, cap, n_threads):
-        return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_threads)
+    def matches(self, sizes, dtype, cap, n_blocks):
+        return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks)
 
 
 class _ReadOnlyView:

@@ -49,6 +49,21 @@ def resolve_n_threads(n_jobs):
     return max(1, min(n_jobs, max_threads))
 
 
+def n_blocks(batch_size):
+    """Work blocks per parallel region for mini-batches of ``batch_size`` rows.
+
+    A function of the machine (numba's maximum thread count) and the batch size,
+    never of ``n_jobs``: the kernels split their BLAS calls by block, so the
+    results are the same for every thread count.  At least 8 blocks (so 1, 2, 4
+    and 8 threads divide them evenly), at least 8 batch rows per block.
+    """
+    max_threads = numba.config.NUMBA_NUM_THREADS
+    blocks = 8
+    while blocks < max_threads:
+        blocks *= 2
+    return int(max(1, min(blocks, batch_size // 8)))
+
+
 def _parallel_is_safe():
     if _state["forked_child"]:
         return False

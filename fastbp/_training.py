@@ -43,20 +43,21 @@ def _kernels_for(n_threads):
     return kernel, n_threads
 
 
-def _workspace(est, net, cap, n_threads):
+def _workspace(est, net, cap):
+    n_blocks = _threads.n_blocks(cap)
     ws = getattr(est, "_workspace", None)
-    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_threads):
-        ws = Workspace(net.sizes, net.dtype, cap, n_threads)
+    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_blocks):
+        ws = Workspace(net.sizes, net.dtype, cap, n_blocks)
         est._workspace = ws
     return ws
 
 
 def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
-                 opt_code, hp, adam_t, batch_size, lo, hi, n_threads):
+                 opt_code, hp, adam_t, batch_size, lo, hi):
     return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
                   moments, ws.acts, ws.deltas, ws.raw, ws.ws, ws.rowsq, ws.rowloss,
                   act_code, out_code, opt_code, hp, adam_t, batch_size, lo, hi,
-                  n_threads)
+                  ws.n_blocks)
 
 
 def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_threads):
@@ -100,7 +101,7 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
         batch_size = int(np.clip(est.batch_size, 1, n_train))
 
     kernel, n_threads = _kernels_for(n_threads)
-    ws = _workspace(est, net, batch_size, n_threads)
+    ws = _workspace(est, net, batch_size)
     act_code, out_code = est._act_code, est._out_code
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
     n_batches = -(-n_train // batch_size)
@@ -120,7 +121,7 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                     hi = min(lo + per_call, n_batches)
                     loss_sum += _run_batches(
                         kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
-                        out_code, opt.code, hp, adam_t, batch_size, lo, hi, n_threads)
+                        out_code, opt.code, hp, adam_t, batch_size, lo, hi)
                     if not np.isfinite(loss_sum):
                         raise Diverged(est.n_iter_ + 1)
             opt.after_batches()
@@ -194,8 +195,7 @@ def loss_and_gradient(net, Xk, Y, sw, act_code, out_code, alpha, ws, n_threads):
     moments = np.zeros((0, net.n_params), dtype=net.dtype)
     with _threads.thread_limits(n_threads):
         loss_sum = _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code,
-                                out_code, KO.NONE, hp, np.zeros(1, np.int64), n, 0, 1,
-                                n_threads)
+                                out_code, KO.NONE, hp, np.zeros(1, np.int64), n, 0, 1)
     return loss_sum / n, ws.raw.astype(np.float64)
 
 
@@ -203,7 +203,7 @@ def fit_lbfgs(est, net, Xk, Y, sw, n_threads):
     """L-BFGS-B (scipy) on the compiled full-batch loss and gradient."""
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
-    ws = Workspace(net.sizes, net.dtype, n, eff)
+    ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n))
 
     def fun(x):
         net.params[...] = x

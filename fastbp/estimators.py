@@ -266,7 +266,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             return out
         n_threads = _threads.resolve_n_threads(self.n_jobs)
         n_threads = _threads.effective_threads(min(n_threads, max(1, n // 64)))
-        block = int(min(512, max(16, -(-n // n_threads))))
+        # Row blocks sized independently of n_jobs, so predictions are too.
+        block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
         sizes = net.sizes
         max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
         ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)

@@ -118,10 +118,11 @@ def flat(coefs, intercepts):
 
 
 def assert_close(actual, desired, dtype, scale=1.0, err_msg=""):
-    """assert_allclose with TOL[dtype]; atol relative to ``scale``."""
+    """assert_allclose with TOL[dtype]; atol relative to ``scale`` (the size of
+    the largest entry, for arrays of small numbers such as Adam's moments)."""
     t = tol(dtype)
     np.testing.assert_allclose(actual, desired, rtol=t["rtol"],
-                               atol=t["atol"] * max(1.0, scale), err_msg=err_msg)
+                               atol=t["atol"] * scale, err_msg=err_msg)
 
 
 def threads_for(n_threads):

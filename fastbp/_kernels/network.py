@@ -12,21 +12,24 @@ Data layout (see ``fastbp/_network.py``):
   Xindptr)``: the other is empty.  One compiled specialization per float dtype
   serves both; a CSR batch is densified row by row into block 0.
 
-One mini-batch is two parallel regions, each thread owning what it writes:
+One mini-batch is two parallel regions over ``n_blocks`` blocks.  ``n_blocks``
+depends on the machine, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so
+every BLAS call has the same shape for any thread count and the weights come out
+bitwise identical whatever the number of threads (OpenBLAS's sgemm rounds row
+blocks of different sizes differently, so splitting by thread would not be):
 
-1. rows: thread t owns batch rows [t*b/T, (t+1)*b/T).  It gathers them, runs the
-   forward pass (``np.dot`` into its row slice, bias, activation), the output
-   loss and delta, and the delta recursion
+1. rows: block j holds batch rows [j*b/J, (j+1)*b/J).  Its thread gathers them,
+   runs the forward pass (``np.dot`` into its row slice, bias, activation), the
+   output loss and delta, and the delta recursion
    delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer.
-2. parameters: thread t owns rows [t*fan_in/T, (t+1)*fan_in/T) of every W_l and
-   the matching slice of every b_l.  It computes its rows of a_l^T delta_{l+1}
-   (one ``np.dot`` over the whole batch, so the sum over batch rows is never
-   split between threads), then applies the optimizer step to them.
+2. parameters: block j holds rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and
+   the matching slice of every b_l.  Its thread computes those rows of
+   a_l^T delta_{l+1} (one ``np.dot`` over the whole batch, so the sum over batch
+   rows is never split), then applies the optimizer step to exactly them.
 
-No atomics, no per-thread partial gradients, nothing allocated per batch, and
-the result does not depend on the thread count.  BLAS runs single-threaded
-inside the regions (``fastbp._threads`` pins it for the call), so threads are
-never oversubscribed.
+No atomics, no per-thread partial gradients, nothing allocated per batch.  BLAS
+runs single-threaded inside the regions (``fastbp._threads`` pins it for the
+call), so threads are never oversubscribed.
 """
 
 import numpy as np
@@ -117,13 +120,13 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                    moments, acts, deltas, raw, ws, rowsq, rowloss,
                    act_code, out_code, opt_code, hp, adam_t,
-                   batch_size, batch_lo, batch_hi, n_threads):
+                   batch_size, batch_lo, batch_hi, n_blocks):
     """Run mini-batches [batch_lo, batch_hi) of an epoch; return sum(batch_loss * batch_len).
 
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/raw/rowsq/rowloss as in the module
-    docstring; ws (n_threads, cap * max_fan_in_slice) column-copy workspace;
+    docstring; ws (n_blocks, cap * max_fan_in_slice) column-copy workspace;
     hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
     Mutates params, moments, adam_t and the workspaces; with opt_code NONE it
     leaves the gradient of the (single) batch in ``raw`` instead of stepping.
@@ -135,7 +138,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     m = order.shape[0]
     alpha = hp[HP_ALPHA]
     clip_eps = hp[HP_CLIP_EPS]
-    T = n_threads
+    J = n_blocks
     n_rowsq = off[4, n_layers]
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
@@ -153,10 +156,10 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         for r in range(bsz):
             sw_sum += sw[order[start + r]]
 
-        # Region 1: each thread owns a block of batch rows.
-        for t in prange(T):
-            r0 = t * bsz // T
-            r1 = (t + 1) * bsz // T
+        # Region 1: block j owns a block of batch rows.
+        for j in prange(J):
+            r0 = j * bsz // J
+            r1 = (j + 1) * bsz // J
             if r1 > r0:
                 rows_idx = order[start + r0:start + r1]
                 A = acts[off[2, 0]:off[2, 0] + bsz * sizes[0]].reshape((bsz, sizes[0]))
@@ -201,13 +204,13 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
             lr_t = (hp[HP_LR_INIT] * np.sqrt(1.0 - hp[HP_BETA2] ** tt)
                     / (1.0 - hp[HP_BETA1] ** tt))
 
-        # Region 2: each thread owns rows of every W_l and a slice of every b_l.
-        for t in prange(T):
+        # Region 2: block j owns rows of every W_l and a slice of every b_l.
+        for j in prange(J):
             for l in range(n_layers):
                 fi = sizes[l]
                 fo = sizes[l + 1]
-                i0 = t * fi // T
-                i1 = (t + 1) * fi // T
+                i0 = j * fi // J
+                i1 = (j + 1) * fi // J
                 D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
                 if i1 > i0:
                     w = i1 - i0
@@ -216,7 +219,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     if w == fi:
                         np.dot(A.T, D, G)
                     else:
-                        blk = ws[t, :bsz * w].reshape((bsz, w))
+                        blk = ws[j, :bsz * w].reshape((bsz, w))
                         for r in range(bsz):
                             for i in range(w):
                                 blk[r, i] = A[r, i0 + i]
@@ -225,16 +228,16 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
                                opt_code, hp, lr_t)
                     sum_squares_rows(params, p0, w, fo, rowsq, off[4, l] + i0)
-                j0 = t * fo // T
-                j1 = (t + 1) * fo // T
-                if j1 > j0:
+                c0 = j * fo // J
+                c1 = (j + 1) * fo // J
+                if c1 > c0:
                     q0 = off[1, l]
-                    for j in range(j0, j1):
-                        raw[q0 + j] = 0.0
+                    for c in range(c0, c1):
+                        raw[q0 + c] = 0.0
                     for r in range(bsz):
-                        for j in range(j0, j1):
-                            raw[q0 + j] += D[r, j]
-                    step_range(params, raw, moments, q0 + j0, q0 + j1, 0.0, sw_sum,
+                        for c in range(c0, c1):
+                            raw[q0 + c] += D[r, c]
+                    step_range(params, raw, moments, q0 + c0, q0 + c1, 0.0, sw_sum,
                                opt_code, hp, lr_t)
 
         sumsq = 0.0
