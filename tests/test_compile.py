@@ -86,3 +86,26 @@ def test_warm_cache_does_not_recompile(tmp_path):
     assert all(m >= 1 for _, m in serial_cold["stats"].values()), serial_cold["stats"]
     assert all(h >= 1 and m == 0 for h, m in serial_warm["stats"].values()), serial_warm["stats"]
     np.testing.assert_array_equal(cold["coef"], serial_warm["coef"])
+
+
+def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):
+    import numba
+
+    from fastbp import _config
+
+    real_njit = numba.njit
+
+    def njit(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    def f(x):
+        return x + 1
+
+    with pytest.warns(RuntimeWarning, match="cannot cache compiled kernel 'f'.*NUMBA_CACHE_DIR"):
+        compiled = _config.jit(f)
+    assert compiled(41) == 42
+    assert compiled.signatures  # compiled, without a cache
