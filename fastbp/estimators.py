@@ -177,7 +177,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
     def _fit_impl(self, X, y, sample_weight, incremental, hidden_layer_sizes):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        y_orig = y
+        # Early stopping scores predictions against the labels, not the indicator.
+        y_orig = self.__dict__.get("_y_labels", y)
         n_samples, n_features = X.shape
         self._sample_weight_given = sample_weight is not None
         if sample_weight is not None:

@@ -86,7 +86,7 @@ def gather_rows(X, Xdata, Xindices, Xindptr, rows_idx, A0):
             for j in range(n_feat):
                 A0[r, j] = 0.0
             for k in range(Xindptr[i], Xindptr[i + 1]):
-                A0[r, Xindices[k]] = Xdata[k]
+                A0[r, Xindices[k]] += Xdata[k]  # duplicates sum, as in scipy
     else:
         for r in range(rows_idx.shape[0]):
             i = rows_idx[r]
@@ -102,7 +102,7 @@ def densify_csr_range(Xdata, Xindices, Xindptr, first, A0):
         for j in range(A0.shape[1]):
             A0[r, j] = 0.0
         for k in range(Xindptr[i], Xindptr[i + 1]):
-            A0[r, Xindices[k]] = Xdata[k]
+            A0[r, Xindices[k]] += Xdata[k]  # duplicates sum, as in scipy
 
 
 @jit
