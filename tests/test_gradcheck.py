@@ -62,11 +62,12 @@ def draw_problem(rng, activation, out_act, n_out, n=9, n_in=3):
 class CompiledLoss:
     """theta -> (reported loss, gradient) through the compiled kernel."""
 
-    def __init__(self, sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads):
+    def __init__(self, sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads,
+                 n_blocks):
         self.sizes = sizes
         self.net = Network(sizes, np.float64)
         n = X.shape[0]
-        self.ws = Workspace(self.net.sizes, np.float64, n, n_threads)
+        self.ws = Workspace(self.net.sizes, np.float64, n, n_blocks)
         self.Xk = as_kernel_input(X, np.float64)
         self.Y = np.ascontiguousarray(Y, dtype=np.float64)
         self.sw = np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
@@ -103,7 +104,11 @@ def fd_gradient(f, theta, h=H):
     return grad
 
 
-@pytest.mark.parametrize("setting", ["plain-T1", "weighted-l2-T3"])
+# (weighted with L2?, n_threads, n_blocks of the 9-row batch)
+SETTINGS = {"plain-T1-J1": (False, 1, 1), "weighted-l2-T2-J4": (True, 2, 4)}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("case", list(OUTPUTS))
 @pytest.mark.parametrize("activation", HIDDEN)
 def test_compiled_gradient_matches_finite_differences(rng, activation, case, setting):
@@ -112,11 +117,11 @@ def test_compiled_gradient_matches_finite_differences(rng, activation, case, set
     if out_act in ("logistic", "softmax"):  # far from the clipping region
         assert P.min() > 1e-6 and P.max() < 1 - 1e-6
     Y = targets(rng, out_act, X.shape[0], n_out)
-    weighted = setting.startswith("weighted")
+    weighted, n_threads, n_blocks = SETTINGS[setting]
     sw = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else None
     alpha = 1e-2 if weighted else 0.0
-    n_threads = int(setting[-1])
-    f = CompiledLoss(sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads)
+    f = CompiledLoss(sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads,
+                     n_blocks)
 
     theta = ref.pack(coefs, intercepts)
     _, analytic = f(theta)
@@ -131,7 +136,7 @@ def test_squared_error_loss_is_the_objective_over_n_outputs(rng):
     finite-difference check tells apart from the returned gradient."""
     sizes, X, coefs, intercepts, _ = draw_problem(rng, "tanh", "identity", 3)
     Y = targets(rng, "identity", X.shape[0], 3)
-    f = CompiledLoss(sizes, X, Y, None, "tanh", "identity", "squared_error", 1e-2, 1)
+    f = CompiledLoss(sizes, X, Y, None, "tanh", "identity", "squared_error", 1e-2, 1, 2)
     theta = ref.pack(coefs, intercepts)
     _, analytic = f(theta)
     numeric_reported = fd_gradient(lambda t: f(t)[0], theta)
@@ -151,7 +156,7 @@ def test_finite_differences_catch_a_wrong_entry(rng):
     """The check has teeth on the compiled gradient: 1% off in one entry fails."""
     sizes, X, coefs, intercepts, _ = draw_problem(rng, "logistic", "softmax", 3)
     Y = targets(rng, "softmax", X.shape[0], 3)
-    f = CompiledLoss(sizes, X, Y, None, "logistic", "softmax", "log_loss", 0.0, 2)
+    f = CompiledLoss(sizes, X, Y, None, "logistic", "softmax", "log_loss", 0.0, 2, 3)
     theta = ref.pack(coefs, intercepts)
     analytic = f(theta)[1].copy()
     numeric = fd_gradient(f.objective, theta)

@@ -60,7 +60,8 @@ def problem(rng, case, n=60, n_in=5, dtype=np.float64):
         y = rng.integers(0, 2, size=(n, 3))
         return MLPClassifier, {}, X, y
     if case == "squared_error":
-        y = (X[:, :2] @ rng.normal(size=(2, 2)) + 0.3 * rng.normal(size=(n, 2))).astype(dtype)
+        y = X[:, :2] @ rng.normal(size=(2, 2)) + 0.3 * rng.normal(size=(n, 2))
+        y = y.astype(dtype)
         return MLPRegressor, {"loss": "squared_error"}, X, y
     if case == "poisson":
         y = rng.poisson(np.exp(0.5 * X[:, :2]), size=(n, 2)).astype(dtype)
@@ -97,6 +98,9 @@ def assert_same_outputs(bp, sk, X, rtol):
         np.testing.assert_allclose(P_bp, P_sk, rtol=rtol, atol=rtol)
         np.testing.assert_array_equal(bp.predict(X), sk.predict(X))
         np.testing.assert_array_equal(bp.classes_, sk.classes_)
+        if sk.out_activation_ == "softmax":  # log of clipped-free probabilities
+            np.testing.assert_allclose(bp.predict_log_proba(X), sk.predict_log_proba(X),
+                                       rtol=rtol, atol=rtol)
     else:
         Y_bp, Y_sk = bp.predict(X), sk.predict(X)
         assert Y_bp.dtype == Y_sk.dtype and Y_bp.shape == Y_sk.shape
@@ -375,6 +379,23 @@ def test_lbfgs(rng, case, weighted):
     assert_params_close(bp, sk, LBFGS_RTOL)
     assert_same_outputs(bp, sk, X, LBFGS_RTOL)
     assert not hasattr(bp, "loss_curve_") and not hasattr(sk, "loss_curve_")
+
+
+def test_lbfgs_max_fun(rng):
+    Sk, kwargs, X, y = problem(rng, "squared_error", n=40)
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=200, max_fun=12,
+                  random_state=0)
+    sk, bp = both(Sk, kwargs, **params)
+    match = "lbfgs failed to converge"
+    with pytest.warns(ConvergenceWarning, match=match):
+        sk.fit(X, y)
+    with pytest.warns(ConvergenceWarning, match=match):
+        bp.fit(X, y)
+    assert sk.n_iter_ <= 12  # stopped by max_fun, far before max_iter
+    assert bp.n_iter_ == sk.n_iter_
+    assert bp.loss_ == pytest.approx(sk.loss_, rel=LBFGS_RTOL)
+    assert_params_close(bp, sk, LBFGS_RTOL)
+    assert bp.score(X, y) == pytest.approx(sk.score(X, y), rel=LBFGS_RTOL)
 
 
 def test_lbfgs_converged_before_max_iter(rng):
