@@ -32,16 +32,22 @@ CACHE_PARALLEL = CACHE and _env_flag("FASTBP_PARALLEL_CACHE", "1")
 
 # The flags that keep IEEE semantics for inf/nan (no "nnan"/"ninf"): only for
 # pure multiply-add loops.  Kernels with exp/log/division/sqrt use fastmath=False.
-FASTMATH_SAFE = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH_SAFE = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def _njit(func, cache, **options):
     """``numba.njit`` with an on-disk cache when one can be located.
 
+    Kernels use ``error_model="numpy"``: a division by zero gives inf/nan (which
+    the training loop reports as divergence) instead of a per-division check
+    that raises ZeroDivisionError and keeps loops from vectorizing (the Adam
+    step ran 3x slower with it).
+
     Numba raises ``RuntimeError: cannot cache function ...: no locator available``
     when neither the package directory, ``NUMBA_CACHE_DIR`` nor the user cache
     directory is writable; then we compile without a cache rather than fail.
     """
+    options.setdefault("error_model", "numpy")
     if cache:
         try:
             return numba.njit(cache=True, **options)(func)
@@ -91,3 +97,48 @@ def jit_variants(func):
     serial = _njit(_renamed_copy(func, "_serial"), CACHE, parallel=False)
     parallel = _njit(_renamed_copy(func, "_parallel"), CACHE_PARALLEL, parallel=True)
     return serial, parallel
+
+
+_fresh = {"checked": False}
+
+
+def ensure_cache_fresh(dispatchers):
+    """Drop on-disk kernels compiled from older sources of *any* kernel module.
+
+    Numba invalidates a cached function only when its own file changes, but the
+    cached epoch kernel also contains the code it inlined from other files
+    (linalg, losses, optimizers, this module's flags).  A digest of all of them
+    is kept beside the cache; when it differs, the cache files are removed so
+    the kernels are recompiled instead of silently running stale code.  Runs
+    once per process, before the first kernel call.
+    """
+    if _fresh["checked"] or not CACHE:
+        return
+    _fresh["checked"] = True
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted([here / "_config.py", *(here / "_kernels").glob("*.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest = digest.hexdigest()
+    cache_dirs = set()
+    for dispatcher in dispatchers:
+        try:
+            cache_dirs.add(Path(dispatcher._cache._cache_path))
+        except AttributeError:  # numba internals moved, or caching off
+            continue
+    for cache_dir in cache_dirs:
+        stamp = cache_dir / "fastbp-kernel-sources.sha256"
+        try:
+            if stamp.exists() and stamp.read_text().strip() == digest:
+                continue
+            if cache_dir.is_dir():
+                for stale in [*cache_dir.glob("*.nbi"), *cache_dir.glob("*.nbc")]:
+                    stale.unlink(missing_ok=True)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(digest + "\n")
+        except OSError:  # read-only location: numba falls back elsewhere
+            continue

@@ -52,16 +52,14 @@ def resolve_n_threads(n_jobs):
 def n_blocks(batch_size):
     """Work blocks per parallel region for mini-batches of ``batch_size`` rows.
 
-    A function of the machine (numba's maximum thread count) and the batch size,
-    never of ``n_jobs``: the kernels split their BLAS calls by block, so the
-    results are the same for every thread count.  At least 8 blocks (so 1, 2, 4
-    and 8 threads divide them evenly), at least 8 batch rows per block.
+    A function of the machine (numba's maximum thread count, NUMBA_NUM_THREADS)
+    and the batch size, never of ``n_jobs``: the kernels split their BLAS calls by
+    block, so results are the same for every thread count.  One block per thread
+    the machine offers (fewer blocks would idle threads; more would repeat
+    OpenBLAS's packing of each weight matrix per block), and at least 16 batch
+    rows per block.
     """
-    max_threads = numba.config.NUMBA_NUM_THREADS
-    blocks = 8
-    while blocks < max_threads:
-        blocks *= 2
-    return int(max(1, min(blocks, batch_size // 8)))
+    return int(max(1, min(numba.config.NUMBA_NUM_THREADS, batch_size // 16)))
 
 
 def _parallel_is_safe():
@@ -85,6 +83,10 @@ def effective_threads(n_threads):
 
 def pick(serial, parallel, n_threads):
     """The dispatcher to run with ``n_threads`` (already through effective_threads)."""
+    from ._config import ensure_cache_fresh
+    from ._kernels import DISPATCHERS
+
+    ensure_cache_fresh(DISPATCHERS.values())
     if n_threads > 1:
         _state["parallel_started"] = True
         return parallel

@@ -109,3 +109,37 @@ def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):
         compiled = _config.jit(f)
     assert compiled(41) == 42
     assert compiled.signatures  # compiled, without a cache
+
+
+def test_stale_cache_from_changed_sources_is_dropped(tmp_path, monkeypatch):
+    """A cache whose stamp does not match the kernel sources is removed."""
+    from pathlib import Path
+
+    from fastbp import _config
+    from fastbp._kernels import DISPATCHERS
+
+    cache_dir = Path(DISPATCHERS["train_batches_serial"]._cache._cache_path)
+    fake = tmp_path / "cache"
+    fake.mkdir()
+    (fake / "network._train_batches_serial-1.py311.nbi").write_text("stale")
+    (fake / "network._train_batches_serial-1.py311.1.nbc").write_text("stale")
+    (fake / "fastbp-kernel-sources.sha256").write_text("0" * 64 + "\n")
+    (fake / "keep.pyc").write_text("not ours")
+
+    class FakeCache:
+        _cache_path = str(fake)
+
+    class FakeDispatcher:
+        _cache = FakeCache()
+
+    monkeypatch.setitem(_config._fresh, "checked", False)
+    _config.ensure_cache_fresh([FakeDispatcher()])
+    assert sorted(p.name for p in fake.iterdir()) == ["fastbp-kernel-sources.sha256", "keep.pyc"]
+    stamp = (fake / "fastbp-kernel-sources.sha256").read_text().strip()
+    assert stamp != "0" * 64
+    # the real cache directory carries the same digest: it is up to date
+    assert (cache_dir / "fastbp-kernel-sources.sha256").read_text().strip() == stamp
+    # a second check in the same process does nothing
+    (fake / "x.nbi").write_text("new")
+    _config.ensure_cache_fresh([FakeDispatcher()])
+    assert (fake / "x.nbi").exists()

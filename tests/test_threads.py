@@ -14,6 +14,9 @@ from threadpoolctl import threadpool_info
 from fastbp import BPClassifier, BPRegressor
 from fastbp._threads import resolve_n_threads
 
+# warnings.catch_warnings is not thread-safe; fits in worker threads warn too.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def digits():

@@ -37,6 +37,7 @@ from numba import prange
 
 from .._config import jit, jit_variants
 from .activations import bias_activate, mul_derivative
+from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, output_activate
 from .optimizers import ADAM, HP_ALPHA, HP_BETA1, HP_BETA2, HP_CLIP_EPS, HP_LR
 from .optimizers import HP_LR_INIT, step_range
@@ -171,7 +172,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     Aout = acts[off[2, l + 1]:off[2, l + 1] + bsz * fo].reshape((bsz, fo))
                     W = params[off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
                     bias = params[off[1, l]:off[1, l] + fo]
-                    np.dot(Ain[r0:r1], W, Aout[r0:r1])
+                    gemm_nn(Ain[r0:r1], W, Aout[r0:r1])
                     if l < n_layers - 1:
                         bias_activate(Aout[r0:r1], bias, act_code)
                     else:
@@ -186,7 +187,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     Dk = deltas[off[3, k]:off[3, k] + bsz * fk].reshape((bsz, fk))
                     Ak = acts[off[2, k]:off[2, k] + bsz * fk].reshape((bsz, fk))
                     W = params[off[0, k]:off[0, k] + fk * fn].reshape((fk, fn))
-                    np.dot(Dn[r0:r1], W.T, Dk[r0:r1])
+                    gemm_nt(Dn[r0:r1], W, Dk[r0:r1])
                     mul_derivative(Ak[r0:r1], Dk[r0:r1], act_code)
 
         data_loss = 0.0
@@ -216,14 +217,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     w = i1 - i0
                     A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
                     G = raw[off[0, l] + i0 * fo:off[0, l] + i1 * fo].reshape((w, fo))
-                    if w == fi:
-                        np.dot(A.T, D, G)
-                    else:
-                        blk = ws[j, :bsz * w].reshape((bsz, w))
-                        for r in range(bsz):
-                            for i in range(w):
-                                blk[r, i] = A[r, i0 + i]
-                        np.dot(blk.T, D, G)
+                    gemm_tn_cols(A, i0, i1, D, G, ws[j])
                     p0 = off[0, l] + i0 * fo
                     step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
                                opt_code, hp, lr_t)
@@ -232,11 +226,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                 c1 = (j + 1) * fo // J
                 if c1 > c0:
                     q0 = off[1, l]
-                    for c in range(c0, c1):
-                        raw[q0 + c] = 0.0
-                    for r in range(bsz):
-                        for c in range(c0, c1):
-                            raw[q0 + c] += D[r, c]
+                    column_sums(D, c0, c1, raw[q0 + c0:q0 + c1])
                     step_range(params, raw, moments, q0 + c0, q0 + c1, 0.0, sw_sum,
                                opt_code, hp, lr_t)
 
@@ -280,10 +270,10 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                 else:
                     Aout = ws[t, l % 2, :rows * fo].reshape((rows, fo))
                 if l == 0:
-                    np.dot(Xin, W, Aout)
+                    gemm_nn(Xin, W, Aout)
                 else:
                     Ain = ws[t, (l - 1) % 2, :rows * fi].reshape((rows, fi))
-                    np.dot(Ain, W, Aout)
+                    gemm_nn(Ain, W, Aout)
                 if l < n_layers - 1:
                     bias_activate(Aout, bias, act_code)
                 else:

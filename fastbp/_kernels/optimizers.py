@@ -42,28 +42,30 @@ def step_range(params, raw, moments, p0, p1, l2, sw_sum, opt_code, hp, lr_t):
     of this step (already bias-corrected for adam).
     Mutates params and moments (or raw when opt_code == NONE).  Returns None.
     """
+    # Values are rounded to the array dtype when stored, as in scikit-learn
+    # (its float32 moments are float32 arrays); the loops read them back.
     if opt_code == SGD:
         mom = hp[HP_MOMENTUM]
         nesterov = hp[HP_NESTEROV] != 0.0
+        vel = moments[0]
         for p in range(p0, p1):
             g = (raw[p] + l2 * params[p]) / sw_sum
-            v = mom * moments[0, p] - lr_t * g
-            moments[0, p] = v
+            vel[p] = mom * vel[p] - lr_t * g
             if nesterov:
-                params[p] += mom * moments[0, p] - lr_t * g
+                params[p] += mom * vel[p] - lr_t * g
             else:
-                params[p] += moments[0, p]
+                params[p] += vel[p]
     elif opt_code == ADAM:
         b1 = hp[HP_BETA1]
         b2 = hp[HP_BETA2]
         eps = hp[HP_EPSILON]
+        m = moments[0]
+        v = moments[1]
         for p in range(p0, p1):
             g = (raw[p] + l2 * params[p]) / sw_sum
-            m = b1 * moments[0, p] + (1.0 - b1) * g
-            v = b2 * moments[1, p] + (1.0 - b2) * (g * g)
-            moments[0, p] = m
-            moments[1, p] = v
-            params[p] += -lr_t * moments[0, p] / (math.sqrt(moments[1, p]) + eps)
+            m[p] = b1 * m[p] + (1.0 - b1) * g
+            v[p] = b2 * v[p] + (1.0 - b2) * (g * g)
+            params[p] += -lr_t * m[p] / (math.sqrt(v[p]) + eps)
     else:
         for p in range(p0, p1):
             raw[p] = (raw[p] + l2 * params[p]) / sw_sum
