@@ -1,0 +1,1 @@
+"""asv suites for fastbp; shared workloads and data live in ``common.py``."""

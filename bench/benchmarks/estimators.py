@@ -1,0 +1,180 @@
+"""asv: fit / predict_proba / quality of BPClassifier, with MLPClassifier as baseline.
+
+Every suite comes twice: ``BP*`` (fastbp.BPClassifier) and ``MLP*``
+(sklearn.neural_network.MLPClassifier, same constructor parameters), so ``asv
+compare`` / ``asv publish`` show both.  Workloads are the reduced ``ASV_WORKLOADS``
+(see ``common.py`` and ``bench/README.md``); the full-size comparison is
+``bench/compare.py``.
+
+Fixed work: exactly ``epochs`` epochs (tol=0, no early stopping); compile time is
+excluded (``setup`` warms the JIT; ``compile.py`` times it separately).
+"""
+
+import timeit
+
+from .common import (
+    ASV_WORKLOADS,
+    fit_quietly,
+    log_loss_of,
+    make_data,
+    make_estimator,
+    warm_jit,
+)
+
+SOLVERS = ["sgd", "adam"]
+DTYPES = ["float32", "float64"]
+
+
+class _Fit:
+    """time_fit / peakmem_fit per workload x solver x dtype."""
+
+    engine = None  # set by subclasses
+    param_names = ["workload", "solver", "dtype"]
+    params = [list(ASV_WORKLOADS), SOLVERS, DTYPES]
+    timer = timeit.default_timer  # wall time: the kernels are multi-threaded
+    # One fit is 0.05-1 s: take 3 single-call samples in one process, no warm-up
+    # loop (setup already ran a fit of the same kernels).
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, workload, solver, dtype):
+        self.workload = ASV_WORKLOADS[workload]
+        self.X, self.y, _, _ = make_data(self.workload, dtype)
+        # Numba compilation (loads from the on-disk cache when warm; not timed)
+        warm_jit(self.engine, dtypes=(dtype,), solvers=(solver,))
+
+    def time_fit(self, workload, solver, dtype):
+        fit_quietly(make_estimator(self.engine, self.workload, solver), self.X, self.y)
+
+    def peakmem_fit(self, workload, solver, dtype):
+        fit_quietly(make_estimator(self.engine, self.workload, solver), self.X, self.y)
+
+
+class BPFit(_Fit):
+    engine = "fastbp"
+
+
+class MLPFit(_Fit):
+    engine = "sklearn"
+
+
+class _Quality:
+    """Final training loss (``loss_``), held-out log-loss and accuracy.
+
+    ``setup_cache`` fits every combination once per asv run, so a faster but wrong
+    engine shows up as a jump in these tracks.
+    """
+
+    engine = None
+    param_names = ["workload", "solver", "dtype"]
+    params = [list(ASV_WORKLOADS), SOLVERS, DTYPES]
+    timeout = 600  # setup_cache fits all 16 combinations
+
+    def _fit_all(self):
+        results = {}
+        for name, w in ASV_WORKLOADS.items():
+            for dtype in DTYPES:
+                X, y, X_test, y_test = make_data(w, dtype)
+                for solver in SOLVERS:
+                    est = fit_quietly(make_estimator(self.engine, w, solver), X, y)
+                    results[(name, solver, dtype)] = {
+                        "final_loss": float(est.loss_),
+                        "test_log_loss": log_loss_of(est, X_test, y_test),
+                        "test_score": float(est.score(X_test, y_test)),
+                    }
+        return results
+
+    def track_final_loss(self, results, workload, solver, dtype):
+        return results[(workload, solver, dtype)]["final_loss"]
+
+    track_final_loss.unit = "loss_"
+
+    def track_test_log_loss(self, results, workload, solver, dtype):
+        return results[(workload, solver, dtype)]["test_log_loss"]
+
+    track_test_log_loss.unit = "log-loss"
+
+    def track_test_score(self, results, workload, solver, dtype):
+        return results[(workload, solver, dtype)]["test_score"]
+
+    track_test_score.unit = "accuracy"
+
+
+# asv runs one setup_cache per *function* (keyed by module and line), so each
+# subclass needs its own; an inherited one would be shared by both engines.
+class BPQuality(_Quality):
+    engine = "fastbp"
+
+    def setup_cache(self):
+        return self._fit_all()
+
+
+class MLPQuality(_Quality):
+    engine = "sklearn"
+
+    def setup_cache(self):
+        return self._fit_all()
+
+
+class _PredictProba:
+    """predict_proba on the mnist-like held-out input (10000 x 784, 10 classes)."""
+
+    engine = None
+    param_names = ["dtype"]
+    params = [DTYPES]
+    timer = timeit.default_timer  # wall time
+    number = 1
+    repeat = (3, 10, 10.0)
+    rounds = 1
+    warmup_time = 0.0
+    _fitted = {}
+
+    def setup(self, dtype):
+        w = ASV_WORKLOADS["mnist-like"]
+        X, y, self.X_test, _ = make_data(w, dtype)
+        key = (self.engine, dtype)
+        if key not in self._fitted:  # setup re-runs before every sample: fit once
+            # Numba compilation
+            warm_jit(self.engine, dtypes=(dtype,), solvers=("adam",))
+            # Weights' values do not matter for the timing: 1 epoch on 2000 rows.
+            est = make_estimator(self.engine, w, "adam").set_params(max_iter=1)
+            self._fitted[key] = fit_quietly(est, X[:2000], y[:2000])
+        self.est = self._fitted[key]
+        self.est.predict_proba(self.X_test[:10])
+
+    def time_predict_proba(self, dtype):
+        self.est.predict_proba(self.X_test)
+
+
+class BPPredictProba(_PredictProba):
+    engine = "fastbp"
+
+
+class MLPPredictProba(_PredictProba):
+    engine = "sklearn"
+
+
+class BPThreads:
+    """Thread scaling: BPClassifier(n_jobs=1) vs n_jobs=2 (adam, float32)."""
+
+    param_names = ["workload", "n_jobs"]
+    params = [["small", "mnist-like"], [1, 2]]
+    timer = timeit.default_timer  # wall time
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, workload, n_jobs):
+        self.workload = ASV_WORKLOADS[workload]
+        self.X, self.y, _, _ = make_data(self.workload, "float32")
+        # Numba compilation
+        warm_jit("fastbp", dtypes=("float32",), solvers=("adam",))
+
+    def time_fit(self, workload, n_jobs):
+        est = make_estimator("fastbp", self.workload, "adam", n_jobs=n_jobs)
+        fit_quietly(est, self.X, self.y)
