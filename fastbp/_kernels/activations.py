@@ -32,19 +32,20 @@ def bias_activate(Z, b, code):
     """Z <- f(Z + b) in place.  Shapes: Z (rows, width), b (width,). Returns None."""
     rows, width = Z.shape
     for r in range(rows):
+        z = Z[r]  # row views: the loops vectorize
         if code == RELU:
             for j in range(width):
-                v = Z[r, j] + b[j]
-                Z[r, j] = v if v > 0 else 0.0
+                v = z[j] + b[j]
+                z[j] = v if v > 0 else 0.0
         elif code == TANH:
             for j in range(width):
-                Z[r, j] = math.tanh(Z[r, j] + b[j])
+                z[j] = math.tanh(z[j] + b[j])
         elif code == LOGISTIC:
             for j in range(width):
-                Z[r, j] = logistic(Z[r, j] + b[j])
+                z[j] = logistic(z[j] + b[j])
         else:
             for j in range(width):
-                Z[r, j] = Z[r, j] + b[j]
+                z[j] = z[j] + b[j]
 
 
 @jit
@@ -57,14 +58,14 @@ def mul_derivative(A, D, code):
     if code == IDENTITY:
         return
     for r in range(rows):
+        a = A[r]
+        d = D[r]
         if code == RELU:
             for j in range(width):  # a select, not a branch: it vectorizes
-                D[r, j] = D[r, j] if A[r, j] > 0 else 0.0
+                d[j] = d[j] if a[j] > 0 else 0.0
         elif code == TANH:
             for j in range(width):
-                a = A[r, j]
-                D[r, j] = D[r, j] * (1.0 - a * a)
+                d[j] = d[j] * (1.0 - a[j] * a[j])
         else:  # LOGISTIC
             for j in range(width):
-                a = A[r, j]
-                D[r, j] = D[r, j] * (a * (1.0 - a))
+                d[j] = d[j] * (a[j] * (1.0 - a[j]))

@@ -80,8 +80,10 @@ def gemm_tn_cols(A, c0, c1, B, C, scratch):
         else:
             blk = scratch[:r * w].reshape((r, w))
             for q in range(r):
+                src = A[q, c0:c1]
+                dst = blk[q]
                 for i in range(w):
-                    blk[q, i] = A[q, c0 + i]
+                    dst[i] = src[i]
             np.dot(blk.T, B, C)
     elif n >= 8:
         for i in range(w):
