@@ -7,6 +7,7 @@ same ``random_state`` a BP estimator and an MLP estimator start from the same
 weights, see the same mini-batches and stop at the same epoch.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -23,10 +24,58 @@ from ._network import Workspace
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, lbfgs_iprint_options
 
-# Work per compiled call, in floating-point operations (about 0.1-0.5 s here):
+# Work per compiled call, in floating-point operations (about 10-50 ms here):
 # epochs larger than this run in several calls, so Ctrl-C (checked between
-# calls) is honoured within about a second, and per-call hooks have a place.
-CALL_FLOPS = 4e9
+# calls) is honoured at once, the Pacer can react to a busy machine, and
+# per-call hooks have a place.
+CALL_FLOPS = 1e9
+
+
+class Pacer:
+    """Chooses, per compiled call, between the parallel and the serial kernel.
+
+    Both give bitwise the same result (the work is split in the same blocks), so
+    the choice only affects speed.  A parallel region per mini-batch stalls when
+    another process holds one of the cores (each region waits for its slowest
+    thread); measured here, that made a fit 10-100x slower than one thread.
+    The pacer keeps the seconds per mini-batch of each kernel (a moving
+    average), runs the faster one, and re-measures the other now and then, less
+    often each time the choice is confirmed.
+    """
+
+    def __init__(self, n_threads, probe_every=4, max_probe_every=64):
+        self.enabled = n_threads > 1
+        self.cost = {True: None, False: None}  # parallel? -> seconds per batch
+        self.calls = 0
+        self.probe_every = probe_every
+        self.max_probe_every = max_probe_every
+        self._next_probe = probe_every
+        self._last = True
+
+    def use_parallel(self):
+        if not self.enabled:
+            return False
+        self.calls += 1
+        par, ser = self.cost[True], self.cost[False]
+        if par is None:
+            choice = True
+        elif ser is None:
+            choice = False
+        else:
+            choice = par <= ser
+            if self.calls >= self._next_probe:
+                choice = not choice
+                self.probe_every = min(2 * self.probe_every, self.max_probe_every)
+                self._next_probe = self.calls + self.probe_every
+        self._last = choice
+        return choice
+
+    def record(self, seconds, n_batches):
+        if not self.enabled or n_batches <= 0:
+            return
+        per_batch = seconds / n_batches
+        old = self.cost[self._last]
+        self.cost[self._last] = per_batch if old is None else 0.5 * (old + per_batch)
 
 
 class Diverged(ArithmeticError):
@@ -100,7 +149,10 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                 "sample size. It is going to be clipped")
         batch_size = int(np.clip(est.batch_size, 1, n_train))
 
-    kernel, n_threads = _kernels_for(n_threads)
+    n_threads = _threads.effective_threads(n_threads)
+    serial, parallel = K.train_batches_serial, K.train_batches_parallel
+    _threads.pick(serial, parallel, n_threads)  # cache freshness, fork bookkeeping
+    pacer = Pacer(n_threads)
     ws = _workspace(est, net, batch_size)
     act_code, out_code = est._act_code, est._out_code
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
@@ -119,9 +171,12 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
             with _threads.thread_limits(n_threads):
                 for lo in range(0, n_batches, per_call):
                     hi = min(lo + per_call, n_batches)
+                    kernel = parallel if pacer.use_parallel() else serial
+                    start = time.perf_counter()
                     loss_sum += _run_batches(
                         kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
                         out_code, opt.code, hp, adam_t, batch_size, lo, hi)
+                    pacer.record(time.perf_counter() - start, hi - lo)
                     if not np.isfinite(loss_sum):
                         raise Diverged(est.n_iter_ + 1)
             opt.after_batches()

@@ -144,3 +144,39 @@ def test_regressor_threads_invariant():
         a = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=1).fit(X, y)
         b = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(a.coefs_[1], b.coefs_[1])
+
+
+def test_pacer_prefers_the_faster_kernel_and_reprobes_with_backoff():
+    from fastbp._training import Pacer
+
+    pacer = Pacer(n_threads=2, probe_every=2, max_probe_every=8)
+    choices = []
+    for _ in range(40):
+        par = pacer.use_parallel()
+        choices.append(par)
+        pacer.record(1.0 if par else 0.1, 10)  # the serial kernel is 10x faster
+    assert choices[:2] == [True, False]  # measure both first
+    probes = [i for i, c in enumerate(choices[2:], start=2) if c]
+    assert 2 <= len(probes) <= 6  # parallel re-measured now and then, less often
+    assert all(b - a >= 2 for a, b in zip(probes, probes[1:]))
+    assert Pacer(n_threads=1).use_parallel() is False
+
+
+def test_switching_kernels_mid_fit_gives_identical_weights(digits, monkeypatch):
+    from fastbp import _training
+
+    X, y = digits
+    ref = _fit(X, y, n_jobs=1)
+    flip = {"n": 0}
+
+    def alternate(self):
+        flip["n"] += 1
+        self._last = flip["n"] % 2 == 0
+        return self._last
+
+    monkeypatch.setattr(_training, "CALL_FLOPS", 1.0)  # one call per mini-batch
+    monkeypatch.setattr(_training.Pacer, "use_parallel", alternate)
+    mixed = _fit(X, y, n_jobs=2)
+    assert flip["n"] > 8
+    for a, b in zip(ref.coefs_ + ref.intercepts_, mixed.coefs_ + mixed.intercepts_):
+        np.testing.assert_array_equal(a, b)
