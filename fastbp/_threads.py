@@ -122,16 +122,8 @@ def _blas_single_threaded():
 
 
 @contextmanager
-def thread_limits(n_threads, pin_blas=True):
-    """Run numba with ``n_threads`` and BLAS with one thread; restore both after.
-
-    ``pin_blas=False`` leaves BLAS alone: for a serial kernel that the caller did
-    not limit to one thread, BLAS may use its own threads without competing with
-    any of ours, and a small predict saves threadpoolctl's ~30 us.
-    """
-    if n_threads <= 1 and not pin_blas:
-        yield
-        return
+def thread_limits(n_threads):
+    """Run numba with ``n_threads`` and BLAS with one thread; restore both after."""
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     try:

@@ -265,15 +265,15 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         out = np.empty((n, int(net.sizes[-1])), dtype=dtype)
         if n == 0:
             return out
-        requested = _threads.resolve_n_threads(self.n_jobs)
-        n_threads = _threads.effective_threads(min(requested, max(1, n // 64)))
+        n_threads = _threads.resolve_n_threads(self.n_jobs)
+        n_threads = _threads.effective_threads(min(n_threads, max(1, n // 64)))
         # Row blocks sized independently of n_jobs, so predictions are too.
         block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
         sizes = net.sizes
         max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
         ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)
         kernel = _threads.pick(K.predict_serial, K.predict_parallel, n_threads)
-        with _threads.thread_limits(n_threads, pin_blas=n_threads > 1 or requested == 1):
+        with _threads.thread_limits(n_threads):
             kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, params_net.params, out, ws,
                    self._act_code, self._out_code, block, n_threads)
         return out
