@@ -83,7 +83,9 @@ def test_warm_cache_does_not_recompile(tmp_path):
     np.testing.assert_array_equal(cold["coef"], other["coef"])
     serial_cold = _run_child(tmp_path, n_jobs=1, threads=1)
     serial_warm = _run_child(tmp_path, n_jobs=1, threads=1)
-    assert all(m >= 1 for _, m in serial_cold["stats"].values()), serial_cold["stats"]
+    # (the parallel fits above already cached the serial training kernel: the
+    # Pacer runs it too; predict_serial is compiled here for the first time)
+    assert serial_cold["stats"]["predict_serial"][1] >= 1, serial_cold["stats"]
     assert all(h >= 1 and m == 0 for h, m in serial_warm["stats"].values()), serial_warm["stats"]
     np.testing.assert_array_equal(cold["coef"], serial_warm["coef"])
 
