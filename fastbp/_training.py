@@ -15,7 +15,6 @@ import scipy.optimize
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as sk_shuffle
 
 from . import _threads
 from ._kernels import network as K
@@ -41,15 +40,21 @@ class Pacer:
     The pacer keeps the seconds per mini-batch of each kernel (a moving
     average), runs the faster one, and re-measures the other now and then, less
     often each time the choice is confirmed.
+
+    The first call of each kernel is not timed (it may load the kernel from the
+    disk cache or start the thread pool).  Serial measurements use short calls
+    (``batches``): their per-batch cost does not depend on the call length.
+    Parallel ones use full calls, which amortize waking the thread pool.
     """
 
     def __init__(self, n_threads, probe_every=4, max_probe_every=64):
         self.enabled = n_threads > 1
         self.cost = {True: None, False: None}  # parallel? -> seconds per batch
+        self.seen = {True: 0, False: 0}
         self.calls = 0
         self.probe_every = probe_every
         self.max_probe_every = max_probe_every
-        self._next_probe = probe_every
+        self._next_probe = None
         self._last = True
 
     def use_parallel(self):
@@ -63,19 +68,45 @@ class Pacer:
             choice = False
         else:
             choice = par <= ser
-            if self.calls >= self._next_probe:
+            if self._next_probe is None:  # both measured: start the schedule
+                self._next_probe = self.calls + self.probe_every
+            elif self.calls >= self._next_probe:
                 choice = not choice
                 self.probe_every = min(2 * self.probe_every, self.max_probe_every)
                 self._next_probe = self.calls + self.probe_every
         self._last = choice
         return choice
 
+    def batches(self, per_call):
+        """How many mini-batches the next call runs (ask after use_parallel)."""
+        if self.enabled and not self._last:
+            par, ser = self.cost[True], self.cost[False]
+            if ser is None or (par is not None and par <= ser):  # a serial probe
+                return max(1, per_call // 8)
+        return per_call
+
     def record(self, seconds, n_batches):
         if not self.enabled or n_batches <= 0:
             return
+        self.seen[self._last] += 1
+        if self.seen[self._last] == 1:
+            return  # warm-up call
         per_batch = seconds / n_batches
         old = self.cost[self._last]
         self.cost[self._last] = per_batch if old is None else 0.5 * (old + per_batch)
+
+
+def shuffled(sample_idx, random_state):
+    """``sklearn.utils.shuffle(sample_idx, random_state=random_state)``, same draw.
+
+    scikit-learn's shuffle goes through ``resample``, whose generic validation
+    cost ~0.3 ms per epoch (10% of a small fit); its draw is exactly
+    ``RandomState.shuffle(arange(n))`` applied to the array, done here directly
+    (``test_training.py`` checks they agree).
+    """
+    perm = np.arange(sample_idx.shape[0])
+    random_state.shuffle(perm)
+    return sample_idx[perm]
 
 
 class Diverged(ArithmeticError):
@@ -160,18 +191,19 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
     flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
     per_call = max(1, int(CALL_FLOPS // flops_per_batch))
 
-    try:
-        est.n_iter_ = 0
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                sample_idx = sk_shuffle(sample_idx, random_state=est._random_state)
-            order = sample_idx if idx_train is None else idx_train[sample_idx]
-            hp = opt.kernel_hp(est.alpha)
-            loss_sum = 0.0
-            with _threads.thread_limits(n_threads):
-                for lo in range(0, n_batches, per_call):
-                    hi = min(lo + per_call, n_batches)
+    with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
+        try:
+            est.n_iter_ = 0
+            for _ in range(est.max_iter):
+                if est.shuffle:
+                    sample_idx = shuffled(sample_idx, est._random_state)
+                order = sample_idx if idx_train is None else idx_train[sample_idx]
+                hp = opt.kernel_hp(est.alpha)
+                loss_sum = 0.0
+                lo = 0
+                while lo < n_batches:
                     kernel = parallel if pacer.use_parallel() else serial
+                    hi = min(lo + pacer.batches(per_call), n_batches)
                     start = time.perf_counter()
                     loss_sum += _run_batches(
                         kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
@@ -179,37 +211,38 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                     pacer.record(time.perf_counter() - start, hi - lo)
                     if not np.isfinite(loss_sum):
                         raise Diverged(est.n_iter_ + 1)
-            opt.after_batches()
-            est.n_iter_ += 1
-            est.loss_ = loss_sum / n_train
-            est.t_ += n_train
-            est.loss_curve_.append(est.loss_)
-            if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                    lo = hi
+                opt.after_batches()
+                est.n_iter_ += 1
+                est.loss_ = loss_sum / n_train
+                est.t_ += n_train
+                est.loss_curve_.append(est.loss_)
+                if est.verbose:
+                    print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
 
-            _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
-            opt.iteration_ends(est.t_)
+                _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
+                opt.iteration_ends(est.t_)
 
-            if est._no_improvement_count > est.n_iter_no_change:
-                if early_stopping:
-                    msg = ("Validation score did not improve more than "
-                           "tol=%f for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
-                else:
-                    msg = ("Training loss did not improve more than tol=%f"
-                           " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
-                if opt.trigger_stopping(msg, est.verbose):
+                if est._no_improvement_count > est.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than "
+                               "tol=%f for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f"
+                               " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                    if opt.trigger_stopping(msg, est.verbose):
+                        break
+                    est._no_improvement_count = 0
+
+                if incremental:
                     break
-                est._no_improvement_count = 0
-
-            if incremental:
-                break
-            if est.n_iter_ == est.max_iter:
-                warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) "
-                    "reached and the optimization hasn't converged yet." % est.max_iter,
-                    ConvergenceWarning)
-    except KeyboardInterrupt:
-        warnings.warn("Training interrupted by user.")
+                if est.n_iter_ == est.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet." % est.max_iter,
+                        ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
 
     if early_stopping:
         net.params[...] = est._best_params

@@ -150,13 +150,17 @@ def test_pacer_prefers_the_faster_kernel_and_reprobes_with_backoff():
     from fastbp._training import Pacer
 
     pacer = Pacer(n_threads=2, probe_every=2, max_probe_every=8)
-    choices = []
+    choices, sizes = [], []
     for _ in range(40):
         par = pacer.use_parallel()
         choices.append(par)
-        pacer.record(1.0 if par else 0.1, 10)  # the serial kernel is 10x faster
-    assert choices[:2] == [True, False]  # measure both first
-    probes = [i for i, c in enumerate(choices[2:], start=2) if c]
+        sizes.append(pacer.batches(16))
+        # first calls are slow (cache load, thread start); then serial is 10x faster
+        pacer.record(100.0 if len(choices) < 4 else (1.0 if par else 0.1), sizes[-1])
+    assert choices[:4] == [True, True, False, False]  # warm up and measure both
+    assert sizes[2] == sizes[3] == 2  # serial measurements are short calls
+    assert choices[4] is False  # serial wins from here on
+    probes = [i for i, c in enumerate(choices[4:], start=4) if c]
     assert 2 <= len(probes) <= 6  # parallel re-measured now and then, less often
     assert all(b - a >= 2 for a, b in zip(probes, probes[1:]))
     assert Pacer(n_threads=1).use_parallel() is False
