@@ -9,8 +9,8 @@ Inside a fastbp call:
   thread owns: two thread pools never compete for the cores.
 
 ``n_jobs=None`` means numba's current thread count, which is the machine's
-cores unless the process limits it (loky workers set NUMBA_NUM_THREADS=1; for
-dask workers see the README).  The serial variant runs when one thread is asked
+cores unless the process limits it (loky workers set NUMBA_NUM_THREADS=1), capped
+by OMP_NUM_THREADS when set (dask's nanny sets it to 1 in its workers).  The serial variant runs when one thread is asked
 for, in a forked child of a process whose OpenMP threads already started
 (GNU OpenMP kills such a child), and from a non-main Python thread under the
 ``workqueue`` layer (which aborts on concurrent use).
@@ -38,11 +38,32 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _omp_budget():
+    """OMP_NUM_THREADS as an int, if the environment sets one (else None).
+
+    Process pools that run one task per core set it to tell native libraries to
+    stay single-threaded: loky does (with NUMBA_NUM_THREADS), and dask's nanny
+    does by default (without NUMBA_NUM_THREADS).
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    try:
+        budget = int(value)
+    except ValueError:
+        return None
+    return budget if budget >= 1 else None
+
+
 def resolve_n_threads(n_jobs):
-    """Number of threads for ``n_jobs`` (None, or an int; negative counts back from all)."""
+    """Number of threads for ``n_jobs`` (None, or an int; negative counts back from all).
+
+    None means numba's current thread count, capped by OMP_NUM_THREADS when the
+    environment sets it, so fastbp does not oversubscribe process-pool workers.
+    """
     max_threads = numba.config.NUMBA_NUM_THREADS
     if n_jobs is None:
-        return int(numba.get_num_threads())
+        budget = _omp_budget()
+        n = int(numba.get_num_threads())
+        return n if budget is None else max(1, min(n, budget))
     n_jobs = int(n_jobs)
     if n_jobs < 0:
         return max(1, max_threads + 1 + n_jobs)

@@ -78,6 +78,17 @@ def test_resolve_n_threads():
         numba.set_num_threads(max_threads)
 
 
+def test_n_jobs_none_respects_omp_num_threads(monkeypatch):
+    # dask's nanny sets OMP_NUM_THREADS=1 in its workers, not NUMBA_NUM_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_n_threads(None) == 1
+    assert resolve_n_threads(2) == min(2, numba.config.NUMBA_NUM_THREADS)  # explicit wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "garbage")
+    assert resolve_n_threads(None) == numba.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert resolve_n_threads(None) == numba.get_num_threads()
+
+
 def test_predict_from_many_python_threads(digits):
     X, y = digits
     clf = _fit(X, y, n_jobs=2)
