@@ -145,3 +145,34 @@ def test_stale_cache_from_changed_sources_is_dropped(tmp_path, monkeypatch):
     (fake / "x.nbi").write_text("new")
     _config.ensure_cache_fresh([FakeDispatcher()])
     assert (fake / "x.nbi").exists()
+
+
+def test_precompile_builds_every_variant_it_names():
+    import fastbp
+
+    counts = fastbp.precompile(dtypes=("float64",))
+    assert set(counts) == set(DISPATCHERS)
+    assert counts["train_batches_serial"] >= 1 and counts["predict_serial"] >= 1
+    if fastbp._threads.numba.config.NUMBA_NUM_THREADS > 1:
+        assert counts["train_batches_parallel"] >= 1
+
+
+def test_no_hard_coded_fastmath_outside_config():
+    """fastmath flags come from fastbp._config (FASTMATH_SAFE) only, and never on
+    kernels with exp/log/division/sqrt (STYLE practice 7)."""
+    import re
+    from pathlib import Path
+
+    import fastbp
+
+    root = Path(fastbp.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"fastmath\s*=\s*(True|\{)", line) and path.name != "_config.py":
+                offenders.append(f"{path.name}:{lineno}")
+    assert offenders == []
+    # the only modules that opt in are the pure multiply-add ones
+    users = sorted(p.name for p in root.rglob("*.py") if "fastmath=FASTMATH_SAFE" in p.read_text())
+    assert users == ["linalg.py", "network.py"]
+    assert "math.exp" not in (root / "_kernels" / "linalg.py").read_text()
