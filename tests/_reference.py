@@ -74,6 +74,20 @@ CANONICAL_LOSS = {
     "exp": "poisson",
 }
 
+
+def make_targets(rng, loss, n, n_out):
+    """Test data, not part of the oracle: targets for a loss: floats, 0/1 indicators, one-hot or counts."""
+    if loss == "squared_error":
+        return rng.normal(size=(n, n_out))
+    if loss == "binary_log_loss":
+        return rng.integers(0, 2, size=(n, n_out)).astype(float)
+    if loss == "log_loss":
+        return np.eye(n_out)[rng.integers(0, n_out, size=n)]
+    if loss == "poisson":
+        return rng.poisson(1.5, size=(n, n_out)).astype(float)
+    raise AssertionError(loss)
+
+
 SGD_DEFAULTS = {"learning_rate": 1e-3, "momentum": 0.9, "nesterov": True}
 ADAM_DEFAULTS = {
     "learning_rate_init": 1e-3,
