@@ -50,9 +50,6 @@ class Network:
         return all(a is b for a, b in zip(coefs, self.coefs)) and all(
             a is b for a, b in zip(intercepts, self.intercepts))
 
-    def copy(self):
-        return Network(self.sizes, self.dtype, self.params.copy())
-
 
 class Workspace:
     """Activations, deltas, raw gradients and per-thread buffers for one fit.
@@ -110,9 +107,7 @@ def as_kernel_input(X, dtype):
     import scipy.sparse as sp
 
     if sp.issparse(X):
-        X = X.tocsr()
-        if not X.has_sorted_indices:
-            pass  # order within a row does not matter for densifying
+        X = X.tocsr()  # unsorted indices are fine: rows are densified
         n_features = X.shape[1]
         return (np.zeros((0, n_features), dtype=dtype), _kernel_array(X.data, dtype),
                 _kernel_array(X.indices, np.int64), _kernel_array(X.indptr, np.int64))

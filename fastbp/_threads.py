@@ -102,16 +102,21 @@ def effective_threads(n_threads):
     return n_threads
 
 
-def pick(serial, parallel, n_threads):
-    """The dispatcher to run with ``n_threads`` (already through effective_threads)."""
+def prepare(n_threads):
+    """Before kernels run: drop stale cached kernels (once per process) and note
+    that parallel regions may start (for the fork guard)."""
     from ._config import ensure_cache_fresh
     from ._kernels import DISPATCHERS
 
     ensure_cache_fresh(DISPATCHERS.values())
     if n_threads > 1:
         _state["parallel_started"] = True
-        return parallel
-    return serial
+
+
+def pick(serial, parallel, n_threads):
+    """The dispatcher to run with ``n_threads`` (already through effective_threads)."""
+    prepare(n_threads)
+    return parallel if n_threads > 1 else serial
 
 
 def _blas_controller():

@@ -182,7 +182,7 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
 
     n_threads = _threads.effective_threads(n_threads)
     serial, parallel = K.train_batches_serial, K.train_batches_parallel
-    _threads.pick(serial, parallel, n_threads)  # cache freshness, fork bookkeeping
+    _threads.prepare(n_threads)  # the Pacer picks between the two per call
     pacer = Pacer(n_threads)
     ws = _workspace(est, net, batch_size)
     act_code, out_code = est._act_code, est._out_code

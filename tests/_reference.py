@@ -452,3 +452,13 @@ def run_epoch(
         accumulated += batch_loss * len(idx)
         step(params, coef_grads + intercept_grads, opt_state, hp)
     return accumulated / len(order)
+
+
+def fd_gradient(f, theta, h=1e-6):
+    """Test utility, not part of the oracle: central differences of f at theta."""
+    grad = np.empty_like(theta)
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = h
+        grad[k] = (f(theta + e) - f(theta - e)) / (2 * h)
+    return grad

@@ -78,34 +78,27 @@ def layer_offsets(sizes, cap):
 
 
 @jit
+def densify_csr_row(Xdata, Xindices, Xindptr, i, dst):
+    """dst <- dense CSR row i (duplicates sum, as in scipy).  Mutates dst."""
+    for j in range(dst.shape[0]):
+        dst[j] = 0.0
+    for k in range(Xindptr[i], Xindptr[i + 1]):
+        dst[Xindices[k]] += Xdata[k]
+
+
+@jit
 def gather_rows(X, Xdata, Xindices, Xindptr, rows_idx, A0):
     """A0[r] <- X[rows_idx[r]] (dense) or the densified CSR row.  Mutates A0."""
     n_feat = A0.shape[1]
     if Xindptr.shape[0] > 0:
         for r in range(rows_idx.shape[0]):
-            i = rows_idx[r]
-            dst = A0[r]
-            for j in range(n_feat):
-                dst[j] = 0.0
-            for k in range(Xindptr[i], Xindptr[i + 1]):
-                dst[Xindices[k]] += Xdata[k]  # duplicates sum, as in scipy
+            densify_csr_row(Xdata, Xindices, Xindptr, rows_idx[r], A0[r])
     else:
         for r in range(rows_idx.shape[0]):
             src = X[rows_idx[r]]  # row views: the copy vectorizes
             dst = A0[r]
             for j in range(n_feat):
                 dst[j] = src[j]
-
-
-@jit
-def densify_csr_range(Xdata, Xindices, Xindptr, first, A0):
-    """A0[r] <- dense CSR row first + r.  Mutates A0."""
-    for r in range(A0.shape[0]):
-        i = first + r
-        for j in range(A0.shape[1]):
-            A0[r, j] = 0.0
-        for k in range(Xindptr[i], Xindptr[i + 1]):
-            A0[r, Xindices[k]] += Xdata[k]  # duplicates sum, as in scipy
 
 
 @jit(fastmath=FASTMATH_SAFE)
@@ -263,7 +256,8 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
             rows = r1 - r0
             if sparse:
                 Xin = ws[t, 2, :rows * sizes[0]].reshape((rows, sizes[0]))
-                densify_csr_range(Xdata, Xindices, Xindptr, r0, Xin)
+                for r in range(rows):
+                    densify_csr_row(Xdata, Xindices, Xindptr, r0 + r, Xin[r])
             else:
                 Xin = X[r0:r1]
             for l in range(n_layers):
