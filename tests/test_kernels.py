@@ -631,3 +631,54 @@ def test_kernel_hp_layout():
         0.03, 0.8, 0.99, 1e-7)
     assert adam.moments.shape == (2, 10) and opt.moments.shape == (1, 10)
     assert adam.code == KO.ADAM and opt.code == KO.SGD
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("solver", ["sgd", "sgd-no-nesterov", "adam"])
+def test_step_range_is_sklearns_update_in_the_array_dtype(rng, solver, dtype):
+    """One optimizer step over a sub-range equals scikit-learn's own optimizer
+    (numpy arithmetic in the array dtype) bitwise, in float32 as in float64, and
+    leaves everything outside the range untouched."""
+    from sklearn.neural_network._stochastic_optimizers import (
+        AdamOptimizer as SkAdam,
+        SGDOptimizer as SkSGD,
+    )
+
+    n, p0, p1 = 103, 7, 90  # odd bounds: vector loops with remainders
+    alpha, n_rows = 1e-3, 37.0
+    w = rng.normal(size=n).astype(dtype)
+    raw = rng.normal(size=n).astype(dtype)
+    n_mom = 2 if solver == "adam" else 1
+    moments = (rng.random(size=(n_mom, n)) * (1.0 if solver == "adam" else 0.1)).astype(dtype)
+    if solver == "adam":
+        moments[0] -= dtype(0.5)
+        opt = AdamOptimizer(n, dtype, 0.01, 0.8, 0.99, 1e-7)
+        t = 4
+        lr_t = 0.01 * np.sqrt(1 - 0.99**t) / (1 - 0.8**t)
+        sk = SkAdam([w[p0:p1].copy()], 0.01, 0.8, 0.99, 1e-7)
+        sk.t = t - 1
+        sk.ms = [moments[0, p0:p1].copy()]
+        sk.vs = [moments[1, p0:p1].copy()]
+    else:
+        nesterov = solver == "sgd"
+        opt = SGDOptimizer(n, dtype, 0.05, "constant", 0.9, nesterov, 0.5)
+        lr_t = 0.05
+        sk = SkSGD([w[p0:p1].copy()], 0.05, "constant", 0.9, nesterov)
+        sk.velocities = [moments[0, p0:p1].copy()]
+    sk_params = [w[p0:p1].copy()]
+    sk_grad = (raw[p0:p1] + alpha * w[p0:p1]) / n_rows  # sklearn: += alpha W; /= n
+    assert sk_grad.dtype == dtype
+    sk.update_params(sk_params, [sk_grad])
+
+    w_before, mom_before = w.copy(), moments.copy()
+    KO.step_range(w, raw, moments, p0, p1, alpha, n_rows, opt.code,
+                  opt.kernel_hp(alpha), lr_t)
+    np.testing.assert_array_equal(w[p0:p1], sk_params[0])
+    if solver == "adam":
+        np.testing.assert_array_equal(moments[0, p0:p1], sk.ms[0])
+        np.testing.assert_array_equal(moments[1, p0:p1], sk.vs[0])
+    else:
+        np.testing.assert_array_equal(moments[0, p0:p1], sk.velocities[0])
+    outside = np.r_[0:p0, p1:n]
+    np.testing.assert_array_equal(w[outside], w_before[outside])
+    np.testing.assert_array_equal(moments[:, outside], mom_before[:, outside])
