@@ -67,9 +67,6 @@ class Workspace:
         self.deltas = np.empty(cap * (total - int(sizes[0])), dtype=dtype)
         fan_in, fan_out = sizes[:-1], sizes[1:]
         self.raw = np.empty(int(np.sum(fan_in * fan_out) + np.sum(fan_out)), dtype=dtype)
-        # Column-block copies of a_l for the weight gradients (when split in blocks).
-        width = int(max(-(-fi // n_blocks) for fi in fan_in.tolist())) if n_blocks > 1 else 1
-        self.ws = np.empty((n_blocks, cap * width), dtype=dtype)
         self.rowsq = np.empty(int(fan_in.sum()), dtype=np.float64)
         self.rowloss = np.empty(cap, dtype=np.float64)
 

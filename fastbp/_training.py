@@ -135,7 +135,7 @@ def _workspace(est, net, cap):
 def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
                  opt_code, hp, adam_t, batch_size, lo, hi):
     return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
-                  moments, ws.acts, ws.deltas, ws.raw, ws.ws, ws.rowsq, ws.rowloss,
+                  moments, ws.acts, ws.deltas, ws.raw, ws.rowsq, ws.rowloss,
                   act_code, out_code, opt_code, hp, adam_t, batch_size, lo, hi,
                   ws.n_blocks)
 

@@ -682,3 +682,64 @@ def test_step_range_is_sklearns_update_in_the_array_dtype(rng, solver, dtype):
     outside = np.r_[0:p0, p1:n]
     np.testing.assert_array_equal(w[outside], w_before[outside])
     np.testing.assert_array_equal(moments[:, outside], mom_before[:, outside])
+
+
+# (rows r of the batch, width of A, column block [c0, c1), n): one per path of
+# gemm_tn_cols -- a vector column (n == 1), the outer-product loop (few rows of
+# C, n >= 8, r not a multiple of 4), and BLAS on a column block in place
+# (many rows, or 2 <= n < 8) -- plus the whole width and an empty block.
+TN_CASES = {
+    "vector-block": (37, 50, 9, 41, 1),
+    "vector-full": (8, 6, 0, 6, 1),
+    "few-rows": (203, 40, 5, 25, 64),
+    "few-rows-r<4": (3, 12, 2, 12, 9),
+    "blas-block": (45, 100, 30, 90, 17),
+    "blas-narrow-n": (45, 100, 1, 70, 5),
+    "blas-full": (31, 70, 0, 70, 12),
+    "empty": (10, 8, 4, 4, 16),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(TN_CASES), ids=list(TN_CASES))
+def test_gemm_tn_cols_every_path(rng, case, dtype):
+    from fastbp._kernels.linalg import gemm_tn_cols
+
+    r, width, c0, c1, n = TN_CASES[case]
+    A = rng.normal(size=(r, width)).astype(dtype)
+    B = rng.normal(size=(r, n)).astype(dtype)
+    C = np.full((c1 - c0, n), np.nan, dtype=dtype)  # every entry must be written
+    gemm_tn_cols(A, c0, c1, B, C)
+    expected = A[:, c0:c1].astype(np.float64).T @ B.astype(np.float64)
+    np.testing.assert_allclose(C, expected, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_rm_on_strided_sub_blocks(rng, trans_a, trans_b, dtype):
+    """op(A) @ op(B) + beta C on sub-blocks of flat buffers (offsets and parent
+    row strides), leaving every other element of C untouched."""
+    from fastbp._kernels.linalg import gemm_rm
+
+    m, n, k = 7, 5, 9
+    A_par = rng.normal(size=(12, 15)).astype(dtype)  # parents, larger than needed
+    B_par = rng.normal(size=(11, 13)).astype(dtype)
+    C_par = rng.normal(size=(10, 8)).astype(dtype)
+    ar, ac = (2, 3)
+    br, bc = (1, 4)
+    cr, cc = (2, 1)
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    A = A_par[ar:ar + a_shape[0], ac:ac + a_shape[1]]
+    B = B_par[br:br + b_shape[0], bc:bc + b_shape[1]]
+    opA = A.T if trans_a else A
+    opB = B.T if trans_b else B
+    beta = 0.5
+    expected_par = C_par.astype(np.float64).copy()
+    expected_par[cr:cr + m, cc:cc + n] = (opA.astype(np.float64) @ opB.astype(np.float64)
+                                          + beta * C_par[cr:cr + m, cc:cc + n])
+    gemm_rm(trans_a, trans_b, m, n, k,
+            A_par.ravel(), ar * 15 + ac, 15, B_par.ravel(), br * 13 + bc, 13,
+            beta, C_par.ravel(), cr * 8 + cc, 8)
+    np.testing.assert_allclose(C_par, expected_par, **tol(dtype))

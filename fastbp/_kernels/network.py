@@ -118,7 +118,7 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
 
 
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
-                   moments, acts, deltas, raw, ws, rowsq, rowloss,
+                   moments, acts, deltas, raw, rowsq, rowloss,
                    act_code, out_code, opt_code, hp, adam_t,
                    batch_size, batch_lo, batch_hi, n_blocks):
     """Run mini-batches [batch_lo, batch_hi) of an epoch; return sum(batch_loss * batch_len).
@@ -126,8 +126,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/raw/rowsq/rowloss as in the module
-    docstring; ws (n_blocks, cap * max_fan_in_slice) column-copy workspace;
-    hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
+    docstring; hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
     Mutates params, moments, adam_t and the workspaces; with opt_code NONE it
     leaves the gradient of the (single) batch in ``raw`` instead of stepping.
     Stops early (returning a non-finite sum) if a batch loss is not finite.
@@ -216,7 +215,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     w = i1 - i0
                     A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
                     G = raw[off[0, l] + i0 * fo:off[0, l] + i1 * fo].reshape((w, fo))
-                    gemm_tn_cols(A, i0, i1, D, G, ws[j])
+                    gemm_tn_cols(A, i0, i1, D, G)
                     p0 = off[0, l] + i0 * fo
                     step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
                                opt_code, hp, lr_t)
