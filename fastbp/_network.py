@@ -9,7 +9,7 @@ next call repacks them into a fresh buffer (``Network.from_arrays``).
 
 import numpy as np
 
-__all__ = ["Network", "Workspace", "as_kernel_input"]
+__all__ = ["Network", "Workspace", "as_kernel_input", "uses_partials"]
 
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
@@ -51,6 +51,24 @@ class Network:
             a is b for a, b in zip(intercepts, self.intercepts))
 
 
+def uses_partials(sizes, cap, n_blocks):
+    """Whether mini-batches of ``cap`` rows in ``n_blocks`` blocks use per-block
+    partial gradients (one parallel region per mini-batch) rather than
+    parameter-owned gradient blocks (two regions).
+
+    Partials move ``n_blocks * n_params`` values between the cores per
+    mini-batch, the parameter-owned blocks about ``cap * sum(sizes)`` (each
+    thread reads the activations and deltas the others wrote): take the smaller.
+    In practice: small networks.  A function of the shapes and the block count
+    only, so the result stays independent of the thread count.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if n_blocks <= 1:
+        return False
+    n_params = int(np.sum(sizes[:-1] * sizes[1:]) + np.sum(sizes[1:]))
+    return n_blocks * n_params <= cap * int(sizes.sum())
+
+
 class Workspace:
     """Activations, deltas, raw gradients and per-thread buffers for one fit.
 
@@ -68,6 +86,11 @@ class Workspace:
         fan_in, fan_out = sizes[:-1], sizes[1:]
         self.raw = np.empty(int(np.sum(fan_in * fan_out) + np.sum(fan_out)), dtype=dtype)
         self.rowsq = np.empty(int(fan_in.sum()), dtype=np.float64)
+        n_params = self.raw.shape[0]
+        # Per-block partial gradients, for the small-network schedule (see
+        # fastbp/_kernels/network.py); zero rows select the other schedule.
+        rows = n_blocks if uses_partials(sizes, cap, n_blocks) else 0
+        self.partials = np.empty((rows, n_params), dtype=dtype)
         self.rowloss = np.empty(cap, dtype=np.float64)
 
     def matches(self, sizes, dtype, cap, n_blocks):

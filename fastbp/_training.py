@@ -78,7 +78,9 @@ class Pacer:
         return choice
 
     def batches(self, per_call):
-        """How many mini-batches the next call runs (ask after use_parallel)."""
+        """How many of the ``per_call`` mini-batches due next the next call runs
+        (ask after use_parallel): all of them, but an eighth for a serial probe,
+        so probing costs little even when a whole epoch is one call."""
         if self.enabled and not self._last:
             par, ser = self.cost[True], self.cost[False]
             if ser is None or (par is not None and par <= ser):  # a serial probe
@@ -135,7 +137,7 @@ def _workspace(est, net, cap):
 def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
                  opt_code, hp, adam_t, batch_size, lo, hi):
     return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
-                  moments, ws.acts, ws.deltas, ws.raw, ws.rowsq, ws.rowloss,
+                  moments, ws.acts, ws.deltas, ws.raw, ws.partials, ws.rowsq, ws.rowloss,
                   act_code, out_code, opt_code, hp, adam_t, batch_size, lo, hi,
                   ws.n_blocks)
 
@@ -203,7 +205,7 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                 lo = 0
                 while lo < n_batches:
                     kernel = parallel if pacer.use_parallel() else serial
-                    hi = min(lo + pacer.batches(per_call), n_batches)
+                    hi = lo + pacer.batches(min(per_call, n_batches - lo))
                     start = time.perf_counter()
                     loss_sum += _run_batches(
                         kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,

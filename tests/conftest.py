@@ -19,3 +19,19 @@ def tol(dtype):
 def rng():
     """A fresh, deterministically seeded NumPy Generator for each test."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["owned", "partials"])
+def schedule(request, monkeypatch):
+    """Run a test under each gradient schedule of the epoch kernel.
+
+    "owned": a second parallel region where each block computes and applies the
+    gradient of the parameters it owns; "partials": per-block partial gradients
+    in the first region, summed in block order (see ``fastbp._network.uses_partials``,
+    which normally picks by size).  Forced here for any block count.
+    """
+    from fastbp import _network
+
+    force = request.param == "partials"
+    monkeypatch.setattr(_network, "uses_partials", lambda sizes, cap, n_blocks: force)
+    return request.param

@@ -35,6 +35,9 @@ H = 1e-6
 FD_TOL = dict(rtol=1e-5, atol=1e-8)
 
 
+# Every test here runs under both gradient schedules (conftest.schedule).
+pytestmark = pytest.mark.usefixtures("schedule")
+
 def targets(rng, out_act, n, n_out):
     return ref.make_targets(rng, ref.CANONICAL_LOSS[out_act], n, n_out)
 

@@ -41,6 +41,9 @@ from fastbp._network import Network, Workspace, as_kernel_input
 from fastbp._optim import AdamOptimizer, SGDOptimizer
 from fastbp._training import _run_batches, loss_and_gradient
 
+# Every test here runs under both gradient schedules (conftest.schedule).
+pytestmark = pytest.mark.usefixtures("schedule")
+
 DTYPES = [np.float64, np.float32]
 DTYPE_IDS = ["f64", "f32"]
 HIDDEN = ["identity", "logistic", "tanh", "relu"]
@@ -743,3 +746,4 @@ def test_gemm_rm_on_strided_sub_blocks(rng, trans_a, trans_b, dtype):
             A_par.ravel(), ar * 15 + ac, 15, B_par.ravel(), br * 13 + bc, 13,
             beta, C_par.ravel(), cr * 8 + cc, 8)
     np.testing.assert_allclose(C_par, expected_par, **tol(dtype))
+

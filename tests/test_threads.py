@@ -195,3 +195,17 @@ def test_switching_kernels_mid_fit_gives_identical_weights(digits, monkeypatch):
     assert flip["n"] > 8
     for a, b in zip(ref.coefs_ + ref.intercepts_, mixed.coefs_ + mixed.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_uses_partials_picks_the_smaller_exchange():
+    """Per-block partial gradients for small networks (they move fewer values
+    between cores than the activations and deltas), parameter-owned blocks for
+    large ones, and never with a single block."""
+    from fastbp._network import uses_partials
+
+    assert uses_partials([20, 64, 1], 200, 2)  # 2 * 1409 <= 200 * 85
+    assert not uses_partials([20, 64, 1], 200, 1)
+    assert not uses_partials([784, 128, 10], 200, 2)  # 2 * 101770 > 200 * 922
+    assert not uses_partials([512, 1024, 1024, 10], 256, 2)
+    assert uses_partials([784, 128, 10], 256, 2)  # 203540 <= 236032
+    assert not uses_partials([784, 128, 10], 256, 3)

@@ -118,7 +118,7 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
 
 
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
-                   moments, acts, deltas, raw, rowsq, rowloss,
+                   moments, acts, deltas, raw, partials, rowsq, rowloss,
                    act_code, out_code, opt_code, hp, adam_t,
                    batch_size, batch_lo, batch_hi, n_blocks):
     """Run mini-batches [batch_lo, batch_hi) of an epoch; return sum(batch_loss * batch_len).
@@ -139,6 +139,9 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     clip_eps = hp[HP_CLIP_EPS]
     J = n_blocks
     n_rowsq = off[4, n_layers]
+    n_coef = off[1, 0]
+    n_params = raw.shape[0]
+    by_partials = partials.shape[0] > 0
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
     for l in range(n_layers):
@@ -187,6 +190,15 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     W = params[off[0, k]:off[0, k] + fk * fn].reshape((fk, fn))
                     gemm_nt(Dn[r0:r1], W, Dk[r0:r1])
                     mul_derivative(Ak[r0:r1], Dk[r0:r1], act_code)
+            if by_partials:  # this block's share of every gradient, while hot in cache
+                for l in range(n_layers):
+                    fi = sizes[l]
+                    fo = sizes[l + 1]
+                    A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
+                    D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
+                    G = partials[j, off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
+                    gemm_tn_cols(A[r0:r1], 0, fi, D[r0:r1], G)  # zeroes G if no rows
+                    column_sums(D[r0:r1], 0, fo, partials[j, off[1, l]:off[1, l] + fo])
 
         data_loss = 0.0
         for r in range(bsz):
@@ -203,30 +215,45 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
             lr_t = (hp[HP_LR_INIT] * np.sqrt(1.0 - hp[HP_BETA2] ** tt)
                     / (1.0 - hp[HP_BETA1] ** tt))
 
-        # Region 2: block j owns rows of every W_l and a slice of every b_l.
-        for j in prange(J):
+        if by_partials:
+            # Serial: the sum of the blocks' partials in block order, then one
+            # step over all parameters (a few thousand: less than a region costs).
+            total = raw[:n_params]
+            total[:] = partials[0]
+            for jj in range(1, J):
+                part = partials[jj]
+                for p in range(n_params):
+                    total[p] += part[p]
+            step_range(params, raw, moments, 0, n_coef, alpha, sw_sum, opt_code, hp, lr_t)
+            step_range(params, raw, moments, n_coef, n_params, 0.0, sw_sum, opt_code, hp,
+                       lr_t)
             for l in range(n_layers):
-                fi = sizes[l]
-                fo = sizes[l + 1]
-                i0 = j * fi // J
-                i1 = (j + 1) * fi // J
-                D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
-                if i1 > i0:
-                    w = i1 - i0
-                    A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
-                    G = raw[off[0, l] + i0 * fo:off[0, l] + i1 * fo].reshape((w, fo))
-                    gemm_tn_cols(A, i0, i1, D, G)
-                    p0 = off[0, l] + i0 * fo
-                    step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
-                               opt_code, hp, lr_t)
-                    sum_squares_rows(params, p0, w, fo, rowsq, off[4, l] + i0)
-                c0 = j * fo // J
-                c1 = (j + 1) * fo // J
-                if c1 > c0:
-                    q0 = off[1, l]
-                    column_sums(D, c0, c1, raw[q0 + c0:q0 + c1])
-                    step_range(params, raw, moments, q0 + c0, q0 + c1, 0.0, sw_sum,
-                               opt_code, hp, lr_t)
+                sum_squares_rows(params, off[0, l], sizes[l], sizes[l + 1], rowsq, off[4, l])
+        else:
+            # Region 2: block j owns rows of every W_l and a slice of every b_l.
+            for j in prange(J):
+                for l in range(n_layers):
+                    fi = sizes[l]
+                    fo = sizes[l + 1]
+                    i0 = j * fi // J
+                    i1 = (j + 1) * fi // J
+                    D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
+                    if i1 > i0:
+                        w = i1 - i0
+                        A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
+                        G = raw[off[0, l] + i0 * fo:off[0, l] + i1 * fo].reshape((w, fo))
+                        gemm_tn_cols(A, i0, i1, D, G)
+                        p0 = off[0, l] + i0 * fo
+                        step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
+                                   opt_code, hp, lr_t)
+                        sum_squares_rows(params, p0, w, fo, rowsq, off[4, l] + i0)
+                    c0 = j * fo // J
+                    c1 = (j + 1) * fo // J
+                    if c1 > c0:
+                        q0 = off[1, l]
+                        column_sums(D, c0, c1, raw[q0 + c0:q0 + c1])
+                        step_range(params, raw, moments, q0 + c0, q0 + c1, 0.0, sw_sum,
+                                   opt_code, hp, lr_t)
 
         sumsq = 0.0
         for i in range(n_rowsq):
