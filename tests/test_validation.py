@@ -262,3 +262,37 @@ def test_readonly_memmap_input(tmp_path, digits):
     b = BPClassifier(max_iter=2, random_state=0).fit(X, y)
     np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
     np.testing.assert_array_equal(a.predict_proba(Xm), b.predict_proba(X))
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 3, 1, 1]),
+    np.array([2.0, 0.0, 1.0, 2.0, 1.0]),
+    np.array(["b", "c", "a", "c", "b", "a"], dtype=object),
+    np.array(["yes", "no", "no"]),
+], ids=["binary-int", "multiclass-float", "multiclass-object", "binary-str"])
+def test_binarize_matches_label_binarizer(labels):
+    """The direct 1-D path gives LabelBinarizer's matrix, also when the binarizer
+    was fitted on more classes than y holds (partial_fit's ``classes``) and when
+    y holds a label it does not know (then the binarizer's own path decides)."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize
+
+    lb = LabelBinarizer().fit(labels)
+    np.testing.assert_array_equal(_binarize(lb, labels), lb.transform(labels).astype(bool))
+    extra = "zz" if labels.dtype.kind in "OU" else labels.max() + 1
+    wider = LabelBinarizer().fit(np.r_[labels, np.array([extra], dtype=labels.dtype)])
+    for y in (labels, labels[labels == labels[0]]):  # fewer classes than fitted
+        np.testing.assert_array_equal(_binarize(wider, y), wider.transform(y).astype(bool))
+    unseen = np.r_[labels, np.array([extra], dtype=labels.dtype)]
+    np.testing.assert_array_equal(_binarize(lb, unseen), lb.transform(unseen).astype(bool))
+
+
+def test_binarize_multilabel_goes_through_the_binarizer():
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp.estimators import _binarize
+
+    Y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
+    lb = LabelBinarizer().fit(Y)
+    np.testing.assert_array_equal(_binarize(lb, Y), Y.astype(bool))
