@@ -131,6 +131,21 @@ def gemm_rate(dtype, n_threads, n=2048, repeats=5):
 # engines: each returns (seconds, final training loss, fitted model)
 
 
+def cooldown(seconds):
+    """Let the previous engine's idle threads stop spinning before timing the next.
+
+    OpenBLAS, libgomp and PyTorch keep their worker threads busy-waiting for a
+    while after a call (OpenBLAS about 0.1 s); a run that starts right after
+    another engine shares the cores with them (measured: fastbp's mnist-like fit
+    8% slower right after an MLPClassifier fit).  Every engine gets the same
+    pause.  Not longer: on this VM a core left idle for 0.5 s was slow to wake,
+    and the first parallel regions of the next fit paid for it (small, n_jobs=2:
+    0.026 s after 0.5 s, 0.019 s after 0.2 s).
+    """
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 def run_estimator(engine, w, solver, X, y, n_jobs, n_threads):
     from threadpoolctl import threadpool_limits
 
@@ -276,6 +291,11 @@ def parse_args(argv=None):
         help="threads for every engine (default: all numba threads; fastbp gets n_jobs=None)",
     )
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
+    p.add_argument(
+        "--cooldown", type=float, default=0.2, metavar="S",
+        help="pause before each timed fit, so the previous engine's spinning "
+             "threads are idle (default: %(default)s s)",
+    )
     p.add_argument("--no-predict", action="store_true", help="skip the predict_proba table")
     p.add_argument(
         "--threads-scaling",
@@ -361,12 +381,14 @@ def main(argv=None):
                 losses = {}
                 for r in range(repeats):  # interleaved: noise hits every engine alike
                     for engine in ("fastbp", "sklearn"):
+                        cooldown(args.cooldown)
                         t, loss, _ = run_estimator(
                             engine, w, solver, X, y, fastbp_n_jobs, n_threads
                         )
                         times[engine].append(t)
                         losses[engine] = loss
                     if tt is not None:
+                        cooldown(args.cooldown)
                         t, loss, _ = run_torch(torch, w, solver, *tt, n_threads)
                         times["torch"].append(t)
                         losses["torch"] = loss
@@ -393,7 +415,7 @@ def main(argv=None):
             " uses the faster)",
         )
     )
-    info.append(("repeats", f"{repeats} (median reported)"))
+    info.append(("repeats", f"{repeats} (median reported), {args.cooldown} s pause before each fit"))
     sections.append("# fastbp benchmark: fastbp vs MLPClassifier vs PyTorch CPU")
     sections.append("")
     sections.append(md_table(["", ""], info))
@@ -532,6 +554,7 @@ def main(argv=None):
                         times = {1: [], n_max: []}
                         for r in range(repeats):
                             for nj in (1, n_max):
+                                cooldown(args.cooldown)
                                 t, _, _ = run_estimator("fastbp", w, solver, X, y, nj, nj)
                                 times[nj].append(t)
                         t1, tn = statistics.median(times[1]), statistics.median(times[n_max])

@@ -70,7 +70,8 @@ def uses_partials(sizes, cap, n_blocks):
 
 
 class Workspace:
-    """Activations, deltas, raw gradients and per-thread buffers for one fit.
+    """Activations, deltas, gradients (and per-block partial gradients, for small
+    networks: never larger than the activations) for one fit.
 
     Sized for mini-batches of ``cap`` rows split in ``n_blocks`` work blocks;
     allocated once per fit (or reused by partial_fit), never per mini-batch.

@@ -700,6 +700,10 @@ TN_CASES = {
     "blas-narrow-n": (45, 100, 1, 70, 5),
     "blas-full": (31, 70, 0, 70, 12),
     "empty": (10, 8, 4, 4, 16),
+    # a block with no batch rows (more blocks than rows): C must come out zero
+    "no-rows-blas": (0, 40, 0, 40, 9),
+    "no-rows-loop": (0, 12, 2, 12, 16),
+    "no-rows-vector": (0, 7, 0, 7, 1),
 }
 
 

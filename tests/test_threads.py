@@ -177,6 +177,42 @@ def test_pacer_prefers_the_faster_kernel_and_reprobes_with_backoff():
     assert Pacer(n_threads=1).use_parallel() is False
 
 
+
+def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
+    """A small epoch fits in one compiled call; a serial probe must still be a
+    short call (an eighth of the epoch), not a whole epoch, and the calls of
+    every epoch must cover its mini-batches exactly once, in order."""
+    from fastbp import _training
+
+    X, y = digits  # 500 rows, batch 25: 20 mini-batches per epoch, one call
+    calls = []
+    real_run = _training._run_batches
+
+    def spy(kernel, *args):
+        lo, hi = args[-2], args[-1]
+        calls.append((kernel is _training.K.train_batches_serial, lo, hi))
+        return real_run(kernel, *args)
+
+    def record(self, seconds, n_batches):  # parallel measured 2x faster, always
+        self.seen[self._last] += 1
+        self.cost[self._last] = 1.0 if self._last else 2.0
+
+    monkeypatch.setattr(_training, "_run_batches", spy)
+    monkeypatch.setattr(_training.Pacer, "record", record)
+    _fit(X, y, n_jobs=2, batch_size=25)
+    serial = [(lo, hi) for is_serial, lo, hi in calls if is_serial]
+    assert serial  # probed at least once
+    assert all(hi - lo == 20 // 8 for lo, hi in serial)
+    epochs, covered = [], []
+    for _, lo, hi in calls:
+        if lo == 0 and covered:
+            epochs.append(covered)
+            covered = []
+        assert not covered or covered[-1][1] == lo  # contiguous
+        covered.append((lo, hi))
+    epochs.append(covered)
+    assert len(epochs) == 4 and all(e[-1][1] == 20 for e in epochs)
+
 def test_switching_kernels_mid_fit_gives_identical_weights(digits, monkeypatch):
     from fastbp import _training
 

@@ -12,24 +12,34 @@ Data layout (see ``fastbp/_network.py``):
   Xindptr)``: the other is empty.  One compiled specialization per float dtype
   serves both; a CSR batch is densified row by row into block 0.
 
-One mini-batch is two parallel regions over ``n_blocks`` blocks.  ``n_blocks``
-depends on the machine, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so
-every BLAS call has the same shape for any thread count and the weights come out
-bitwise identical whatever the number of threads (OpenBLAS's sgemm rounds row
-blocks of different sizes differently, so splitting by thread would not be):
+A mini-batch is split into ``n_blocks`` (J) work blocks.  J depends on the
+machine, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so every BLAS
+call has the same shape for any thread count and the weights come out bitwise
+identical whatever the number of threads (OpenBLAS's sgemm rounds row blocks of
+different sizes differently, so splitting by thread would not be):
 
-1. rows: block j holds batch rows [j*b/J, (j+1)*b/J).  Its thread gathers them,
-   runs the forward pass (``np.dot`` into its row slice, bias, activation), the
-   output loss and delta, and the delta recursion
+1. rows (a parallel region): block j holds batch rows [j*b/J, (j+1)*b/J).  Its
+   thread gathers them, runs the forward pass (``np.dot`` into its row slice,
+   bias, activation), the output loss and delta, and the delta recursion
    delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer.
-2. parameters: block j holds rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and
-   the matching slice of every b_l.  Its thread computes those rows of
-   a_l^T delta_{l+1} (one ``np.dot`` over the whole batch, so the sum over batch
-   rows is never split), then applies the optimizer step to exactly them.
+2. gradients and the step, on one of two schedules (``partials`` has J rows or
+   none; ``fastbp._network.uses_partials`` picks the one that moves fewer
+   values between cores, which is a function of the shapes and J only):
 
-No atomics, no per-thread partial gradients, nothing allocated per batch.  BLAS
-runs single-threaded inside the regions (``fastbp._threads`` pins it for the
-call), so threads are never oversubscribed.
+   * parameter-owned (a second parallel region; larger networks): block j holds
+     rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and the matching slice of
+     every b_l.  Its thread computes those rows of a_l^T delta_{l+1} over the
+     whole batch (BLAS on the column block in place, so the sum over batch
+     rows is never split), then applies the optimizer step to exactly them.
+   * per-block partials (small networks): still in region 1, block j computes
+     a_l^T delta_{l+1} over its own rows into ``partials[j]`` while they are
+     in its cache; then, serially, the partials are summed in block order and
+     one optimizer step covers all parameters.  One parallel region per
+     mini-batch instead of two, and no activations cross cores.
+
+No atomics, nothing allocated per batch.  BLAS runs single-threaded inside the
+regions (``fastbp._threads`` pins it for the call), so threads are never
+oversubscribed.
 """
 
 import numpy as np
@@ -126,7 +136,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/raw/rowsq/rowloss as in the module
-    docstring; hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
+    docstring; partials (J or 0, n_params) per-block gradients (J rows select
+    that schedule); hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
     Mutates params, moments, adam_t and the workspaces; with opt_code NONE it
     leaves the gradient of the (single) batch in ``raw`` instead of stepping.
     Stops early (returning a non-finite sum) if a batch loss is not finite.
