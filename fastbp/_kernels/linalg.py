@@ -1,10 +1,12 @@
-"""Matrix products: BLAS (``np.dot`` into ``out``) unless the product is tiny.
+"""Matrix products: BLAS unless the shape is one OpenBLAS handles badly.
 
 OpenBLAS costs about a microsecond per call before it does any arithmetic, which
 dominates products like (rows x 64) @ (64 x 1) -- the output layer of a binary
 classifier -- or the outer product of the delta recursion through it.  Below
-``SMALL_MACS`` multiply-adds a plain loop is faster.  The choice depends only on
-the shapes, so it is the same for every thread count.
+``SMALL_MACS`` multiply-adds a plain loop is faster.  Weight gradients of a
+block of rows of W (``gemm_tn_cols``) call ?gemm directly on the column block
+in place (``gemm_rm``), or loops for shapes where that is slow.  The choice
+depends only on the shapes, so it is the same for every thread count.
 
 Pure multiply-add loops: compiled with ``FASTMATH_SAFE`` (no nnan/ninf).
 """
@@ -21,6 +23,8 @@ from .._config import FASTMATH_SAFE, jit
 ensure_blas()  # numba's BLAS bridge (scipy.linalg.cython_blas), as np.dot needs
 
 _NO, _TR = ord("N"), ord("T")
+SMALL_MACS = 16384
+FEW_ROWS = 32  # gemm_tn_cols: loops up to this many rows of C, BLAS above
 
 
 @intrinsic
@@ -96,10 +100,6 @@ def gemm_rm(trans_a, trans_b, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_
     # Row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T.
     _xgemm(_TR if trans_b else _NO, _TR if trans_a else _NO, n, m, k,
            B, b_off, max(ldb, 1), A, a_off, max(lda, 1), beta, C, c_off, max(ldc, 1))
-
-SMALL_MACS = 16384
-FEW_ROWS = 32  # gemm_tn_cols: loops up to this many rows of C, BLAS above
-
 
 @jit(fastmath=FASTMATH_SAFE)
 def gemm_nn(A, B, C):
