@@ -13,7 +13,14 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import BPClassifier, BPRegressor
+from numba.core.registry import CPUDispatcher as Dispatcher
+
 from fastbp._kernels import DISPATCHERS
+from fastbp._kernels import activations as KA
+from fastbp._kernels import linalg as KLIN
+from fastbp._kernels import losses as KL
+from fastbp._kernels import network as KN
+from fastbp._kernels import optimizers as KO
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
@@ -44,6 +51,13 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                                 max_iter=2, n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
     counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
     assert all(1 <= c <= 2 for c in counts.values()), counts  # each one was used
+    # The compiled helpers the kernels call, too: one build per dtype (a literal
+    # argument at one call site, say, would compile a third and cost seconds).
+    leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
+              for mod in (KA, KL, KLIN, KN, KO)
+              for name, obj in vars(mod).items()
+              if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
+    assert leaves and all(c <= 2 for c in leaves.values()), leaves
 
 
 _CHILD = textwrap.dedent("""

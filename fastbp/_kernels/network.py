@@ -153,6 +153,9 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     n_coef = off[1, 0]
     n_params = raw.shape[0]
     by_partials = partials.shape[0] > 0
+    # A typed zero for offsets: a literal 0 in a call would compile another
+    # specialization of the callee (numba types it Literal[int](0)).
+    zero = np.int64(0)
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
     for l in range(n_layers):
@@ -208,8 +211,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                     A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
                     D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
                     G = partials[j, off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
-                    gemm_tn_cols(A[r0:r1], 0, fi, D[r0:r1], G)  # zeroes G if no rows
-                    column_sums(D[r0:r1], 0, fo, partials[j, off[1, l]:off[1, l] + fo])
+                    gemm_tn_cols(A[r0:r1], zero, fi, D[r0:r1], G)  # zeroes G if no rows
+                    column_sums(D[r0:r1], zero, fo, partials[j, off[1, l]:off[1, l] + fo])
 
         data_loss = 0.0
         for r in range(bsz):
@@ -229,13 +232,17 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         if by_partials:
             # Serial: the sum of the blocks' partials in block order, then one
             # step over all parameters (a few thousand: less than a region costs).
+            # (Loops, not ``total[:] = partials[0]``: numba's slice assignment
+            # compiles a shape-error message builder that took 3 s.)
             total = raw[:n_params]
-            total[:] = partials[0]
+            first = partials[0]
+            for p in range(n_params):
+                total[p] = first[p]
             for jj in range(1, J):
                 part = partials[jj]
                 for p in range(n_params):
                     total[p] += part[p]
-            step_range(params, raw, moments, 0, n_coef, alpha, sw_sum, opt_code, hp, lr_t)
+            step_range(params, raw, moments, zero, n_coef, alpha, sw_sum, opt_code, hp, lr_t)
             step_range(params, raw, moments, n_coef, n_params, 0.0, sw_sum, opt_code, hp,
                        lr_t)
             for l in range(n_layers):
