@@ -99,10 +99,10 @@ class AdamOptimizer(_BaseOptimizer):
         return int(self.t_array[0])
 
     def after_batches(self):
-        t = self.t
-        if t > 0:
-            self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2**t)
-                                  / (1 - self.beta_1**t))
+        # The kernel leaves the rate of its last step in hp (one source: no
+        # second formula here that could round differently).
+        if self.t > 0:
+            self.learning_rate = float(self.hp[K.HP_LR])
 
 
 def make_optimizer(est, n_params, dtype):

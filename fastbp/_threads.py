@@ -9,11 +9,14 @@ Inside a fastbp call:
   thread owns: two thread pools never compete for the cores.
 
 ``n_jobs=None`` means numba's current thread count, which is the machine's
-cores unless the process limits it (loky workers set NUMBA_NUM_THREADS=1), capped
-by OMP_NUM_THREADS when set (dask's nanny sets it to 1 in its workers).  The serial variant runs when one thread is asked
-for, in a forked child of a process whose OpenMP threads already started
-(GNU OpenMP kills such a child), and from a non-main Python thread under the
-``workqueue`` layer (which aborts on concurrent use).
+cores unless the process limits it (loky workers set NUMBA_NUM_THREADS and
+OMP_NUM_THREADS to cpu_count() // n_jobs), capped by OMP_NUM_THREADS when set
+(dask's nanny sets it to 1 in its workers).  Thread counts change only the
+speed, never the result: the work is split in blocks that depend on the
+machine's CPU count alone (``n_blocks``).  The serial variant runs when one
+thread is asked for, in a forked child of a process whose OpenMP threads
+already started (GNU OpenMP kills such a child), and from a non-main Python
+thread under the ``workqueue`` layer (which aborts on concurrent use).
 """
 
 import os
@@ -35,7 +38,28 @@ def _after_fork_in_child():
     _state["blas_limiter"] = None
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork to guard
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _machine_cpus():
+    """Logical CPUs of the machine, as the operating system reports them.
+
+    Deliberately *not* numba's NUMBA_NUM_THREADS, OMP_NUM_THREADS, the CPU
+    affinity or Python's PYTHON_CPU_COUNT override: process pools change all of
+    those per worker (loky sets NUMBA_NUM_THREADS=cpu_count()//n_jobs, dask's
+    nanny OMP_NUM_THREADS=1), and the work-block count derived from this number
+    decides the floating-point operations of a fit.
+    """
+    try:
+        count = os.sysconf("SC_NPROCESSORS_ONLN")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        count = os.cpu_count()
+    return max(1, int(count or 1))
+
+
+# Read once per process: the same in a worker, a forked or spawned child.
+MACHINE_CPUS = _machine_cpus()
 
 
 def _omp_budget():
@@ -73,14 +97,16 @@ def resolve_n_threads(n_jobs):
 def n_blocks(batch_size):
     """Work blocks per parallel region for mini-batches of ``batch_size`` rows.
 
-    A function of the machine (numba's maximum thread count, NUMBA_NUM_THREADS)
-    and the batch size, never of ``n_jobs``: the kernels split their BLAS calls by
-    block, so results are the same for every thread count.  One block per thread
-    the machine offers (fewer blocks would idle threads; more would repeat
-    OpenBLAS's packing of each weight matrix per block), and at least 16 batch
-    rows per block.
+    A function of the machine's CPU count (``MACHINE_CPUS``) and the batch size
+    only -- never of ``n_jobs``, numba's thread settings, OMP_NUM_THREADS or the
+    process: the kernels split their BLAS calls by block, and OpenBLAS rounds
+    products of different shapes differently, so this number fixes the
+    floating-point operations of a fit.  One block per CPU (fewer blocks would
+    idle threads; more would repeat OpenBLAS's packing of each weight matrix per
+    block), and at least 16 batch rows per block.  A process limited to fewer
+    threads runs the same blocks, some threads taking several.
     """
-    return int(max(1, min(numba.config.NUMBA_NUM_THREADS, batch_size // 16)))
+    return int(max(1, min(MACHINE_CPUS, batch_size // 16)))
 
 
 def _parallel_is_safe():

@@ -50,7 +50,7 @@ from .activations import bias_activate, mul_derivative
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, output_activate
 from .optimizers import ADAM, HP_ALPHA, HP_BETA1, HP_BETA2, HP_CLIP_EPS, HP_LR
-from .optimizers import HP_LR_INIT, step_range
+from .optimizers import HP_LR_INIT, adam_rate, step_range
 
 
 @jit
@@ -129,16 +129,23 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
 
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                    moments, acts, deltas, raw, partials, rowsq, rowloss,
-                   act_code, out_code, opt_code, hp, adam_t,
+                   act_code, out_code, opt_code, hp, adam_t, loss_sum,
                    batch_size, batch_lo, batch_hi, n_blocks):
-    """Run mini-batches [batch_lo, batch_hi) of an epoch; return sum(batch_loss * batch_len).
+    """Run mini-batches [batch_lo, batch_hi) of an epoch; return
+    ``loss_sum + sum(batch_loss * batch_len)``, added batch by batch.
+
+    ``loss_sum`` is the running sum of the epoch's earlier calls: continuing it
+    here (rather than adding per-call sums in Python) makes the epoch's loss the
+    same left-to-right sum however the epoch was split into calls, so
+    ``loss_curve_`` is bitwise independent of the Pacer and the thread count.
 
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/raw/rowsq/rowloss as in the module
     docstring; partials (J or 0, n_params) per-block gradients (J rows select
     that schedule); hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
-    Mutates params, moments, adam_t and the workspaces; with opt_code NONE it
+    Mutates params, moments, adam_t, hp[HP_LR] (adam: the rate of the last
+    step, the only place it is computed) and the workspaces; with opt_code NONE it
     leaves the gradient of the (single) batch in ``raw`` instead of stepping.
     Stops early (returning a non-finite sum) if a batch loss is not finite.
     """
@@ -164,7 +171,6 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     for i in range(n_rowsq):
         sumsq += rowsq[i]
 
-    loss_sum = 0.0
     for b in range(batch_lo, batch_hi):
         start = b * batch_size
         bsz = min(batch_size, m - start)
@@ -225,9 +231,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         lr_t = hp[HP_LR]
         if opt_code == ADAM:
             adam_t[0] += 1
-            tt = adam_t[0]
-            lr_t = (hp[HP_LR_INIT] * np.sqrt(1.0 - hp[HP_BETA2] ** tt)
-                    / (1.0 - hp[HP_BETA1] ** tt))
+            lr_t = adam_rate(hp[HP_LR_INIT], hp[HP_BETA1], hp[HP_BETA2], adam_t[0])
+            hp[HP_LR] = lr_t
 
         if by_partials:
             # Serial: the sum of the blocks' partials in block order, then one

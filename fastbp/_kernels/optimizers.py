@@ -11,6 +11,8 @@ Hyper-parameters travel in one float64 vector ``hp`` indexed by the ``HP_*``
 constants (rmsprop/adamw add entries, not arguments).
 """
 
+import math
+
 import numpy as np
 from numba.extending import overload
 
@@ -47,6 +49,22 @@ def _as_dtype_of(arr, x):
         return dtype(x)
 
     return impl
+
+
+@jit
+def adam_rate(lr_init, beta_1, beta_2, t):
+    """Adam's bias-corrected step size at step ``t`` (1-based), as scikit-learn's
+    ``AdamOptimizer`` computes it in Python, bit for bit:
+    ``lr_init * sqrt(1 - beta_2**t) / (1 - beta_1**t)``.
+
+    The powers go through C ``pow`` on doubles, as Python's ``float ** int``
+    does; numba's ``**`` with an integer exponent multiplies by repeated
+    squaring instead, which differed by an ulp in ~3% of float64 steps.  The
+    epoch kernel is the only caller (and hands the rate back in ``hp``), so the
+    rate has one source.
+    """
+    tt = float(t)
+    return lr_init * math.sqrt(1.0 - math.pow(beta_2, tt)) / (1.0 - math.pow(beta_1, tt))
 
 
 @jit
