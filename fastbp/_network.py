@@ -9,9 +9,24 @@ next call repacks them into a fresh buffer (``Network.from_arrays``).
 
 import numpy as np
 
-__all__ = ["Network", "Workspace", "as_kernel_input", "uses_partials"]
+__all__ = ["Network", "Workspace", "as_kernel_array", "as_kernel_input", "uses_partials"]
 
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
+
+# numba's BLAS bridge (``numba_xxgemm``, which np.dot and fastbp._kernels.linalg
+# call) narrows every size to the 32-bit Fortran integer without a check: a
+# larger dimension would silently multiply the wrong memory.  Every BLAS size
+# is a layer width or a number of batch rows, so checking those here covers
+# all calls.
+BLAS_INT_MAX = 2**31 - 1
+
+
+def check_blas_size(what, value):
+    """Raise a clear error if ``value`` (a GEMM dimension) exceeds the BLAS int."""
+    if int(value) > BLAS_INT_MAX:
+        raise ValueError(
+            f"{what} is {int(value)}, but the BLAS library computes with 32-bit "
+            f"sizes: at most {BLAS_INT_MAX}. Use a smaller layer or batch_size.")
 
 
 class Network:
@@ -20,6 +35,8 @@ class Network:
     def __init__(self, sizes, dtype, params=None):
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.dtype = np.dtype(dtype)
+        for k, units in enumerate(self.sizes.tolist()):
+            check_blas_size(f"The width of layer {k}", units)
         fan_in, fan_out = self.sizes[:-1], self.sizes[1:]
         self.n_coef = int(np.sum(fan_in * fan_out))
         self.n_params = self.n_coef + int(np.sum(fan_out))
@@ -79,6 +96,7 @@ class Workspace:
 
     def __init__(self, sizes, dtype, cap, n_blocks):
         sizes = np.asarray(sizes, dtype=np.int64)
+        check_blas_size("The number of rows per compiled product (the batch size)", cap)
         self.n_blocks = n_blocks
         self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks)
         total = int(sizes.sum())
@@ -108,7 +126,9 @@ class _ReadOnlyView:
         self.__array_interface__ = iface
 
 
-def _kernel_array(a, dtype):
+def as_kernel_array(a, dtype):
+    """``a`` as a C-contiguous ``dtype`` array for a kernel's read-only inputs
+    (X, y, sample_weight), copied only when its dtype or layout differ."""
     a = np.ascontiguousarray(a, dtype=dtype)
     if not a.flags.writeable:
         # A read-only array (a joblib memmap in a grid-search worker) is another
@@ -130,7 +150,7 @@ def as_kernel_input(X, dtype):
     if sp.issparse(X):
         X = X.tocsr()  # unsorted indices are fine: rows are densified
         n_features = X.shape[1]
-        return (np.zeros((0, n_features), dtype=dtype), _kernel_array(X.data, dtype),
-                _kernel_array(X.indices, np.int64), _kernel_array(X.indptr, np.int64))
+        return (np.zeros((0, n_features), dtype=dtype), as_kernel_array(X.data, dtype),
+                as_kernel_array(X.indices, np.int64), as_kernel_array(X.indptr, np.int64))
     empty = np.zeros(0, dtype=dtype)
-    return _kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX
+    return as_kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX

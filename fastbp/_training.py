@@ -112,11 +112,23 @@ def shuffled(sample_idx, random_state):
 
 
 class Diverged(ArithmeticError):
-    """Raised inside the loop when a mini-batch loss is not finite."""
+    """The fit produced a non-finite loss or weights; ``str(exc)`` says what to change."""
 
-    def __init__(self, epoch):
-        super().__init__(epoch)
-        self.epoch = epoch
+
+def _diverged_sgd(est, epoch):
+    return Diverged(
+        "Solver produced non-finite parameter weights. The input data may"
+        " contain large values and need to be preprocessed. The loss became"
+        f" non-finite in epoch {epoch}; lower learning_rate_init (it is"
+        f" {est.learning_rate_init!r}) or scale X (e.g. with StandardScaler).")
+
+
+def _diverged_lbfgs(n_iter):
+    return Diverged(
+        "Solver produced non-finite parameter weights. The input data may"
+        " contain large values and need to be preprocessed. L-BFGS reached a"
+        f" non-finite loss or weights after {n_iter} iteration(s); scale X (e.g."
+        " with StandardScaler) or increase alpha.")
 
 
 def _kernels_for(n_threads):
@@ -135,11 +147,12 @@ def _workspace(est, net, cap):
 
 
 def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
-                 opt_code, hp, adam_t, batch_size, lo, hi):
+                 opt_code, hp, adam_t, loss_sum, batch_size, lo, hi):
+    """Mini-batches [lo, hi) of an epoch; returns ``loss_sum`` plus their losses."""
     return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
                   moments, ws.acts, ws.deltas, ws.raw, ws.partials, ws.rowsq, ws.rowloss,
-                  act_code, out_code, opt_code, hp, adam_t, batch_size, lo, hi,
-                  ws.n_blocks)
+                  act_code, out_code, opt_code, hp, adam_t, float(loss_sum), batch_size,
+                  lo, hi, ws.n_blocks)
 
 
 def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_threads):
@@ -154,10 +167,13 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
     n_samples = Y.shape[0]
     if early_stopping:
         should_stratify = is_classifier(est) and est.n_outputs_ == 1
-        stratify = Y if should_stratify else None
-        idx_train, idx_val = train_test_split(
-            np.arange(n_samples), random_state=est._random_state,
-            test_size=est.validation_fraction, stratify=stratify)
+        stratify = _stratify_codes(Y) if should_stratify else None
+        try:
+            idx_train, idx_val = train_test_split(
+                np.arange(n_samples), random_state=est._random_state,
+                test_size=est.validation_fraction, stratify=stratify)
+        except ValueError as exc:
+            raise _name_user_labels(exc, est.classes_, stratify) from None
         if idx_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
@@ -207,13 +223,18 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                     kernel = parallel if pacer.use_parallel() else serial
                     hi = lo + pacer.batches(min(per_call, n_batches - lo))
                     start = time.perf_counter()
-                    loss_sum += _run_batches(
+                    loss_sum = _run_batches(
                         kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
-                        out_code, opt.code, hp, adam_t, batch_size, lo, hi)
+                        out_code, opt.code, hp, adam_t, loss_sum, batch_size, lo, hi)
                     pacer.record(time.perf_counter() - start, hi - lo)
                     if not np.isfinite(loss_sum):
-                        raise Diverged(est.n_iter_ + 1)
+                        break
                     lo = hi
+                if not np.isfinite(loss_sum):
+                    if not early_stopping:
+                        raise _diverged_sgd(est, est.n_iter_ + 1)
+                    _stop_diverged_with_early_stopping(est, loss_sum / n_train, n_train)
+                    break
                 opt.after_batches()
                 est.n_iter_ += 1
                 est.loss_ = loss_sum / n_train
@@ -249,6 +270,71 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
     if early_stopping:
         net.params[...] = est._best_params
     est.__dict__.pop("_best_params", None)
+    if not np.isfinite(net.params).all():  # the last step overflowed
+        raise _diverged_sgd(est, est.n_iter_)
+
+
+def _stratify_codes(Y):
+    """One int per sample that orders the classes as scikit-learn's stratified
+    split of the indicator matrix does, so the split is the same draw.
+
+    scikit-learn stratifies on the rows of the label indicator, each turned into
+    a string ("False True False"); those strings sort class 0 first for a binary
+    column but last for one-hot rows (a True in an earlier column sorts later).
+    Integer codes in that order give the same classes, counts and permutations,
+    without building a string per sample.
+    """
+    if Y.shape[1] == 1:
+        return (Y[:, 0] != 0).astype(np.int64)
+    return (Y.shape[1] - 1 - np.argmax(Y, axis=1)).astype(np.int64)
+
+
+def _name_user_labels(exc, classes, codes):
+    """``exc`` with the user's class labels where scikit-learn named our codes."""
+    marker = "Classes with too few members are:"
+    text = str(exc)
+    if codes is None or marker not in text:
+        return exc
+    counts = np.bincount(codes, minlength=2 if len(classes) == 2 else len(classes))
+    if len(classes) == 2:
+        labels = [classes[c] for c in range(2) if counts[c] == 1]
+    else:
+        labels = [classes[len(classes) - 1 - c] for c in range(len(classes)) if counts[c] == 1]
+    labels = np.asarray(labels, dtype=np.asarray(classes).dtype).tolist()
+    return ValueError(text[:text.index(marker)] + f"{marker} {labels}")
+
+
+def _stop_diverged_with_early_stopping(est, loss, n_train):
+    """The loss of epoch ``n_iter_ + 1`` is not finite: record it with a ``nan``
+    validation score, and stop; the caller restores the best weights.
+
+    scikit-learn (since its #29504) keeps training a diverged model to the end,
+    recording ``nan`` scores.  Stopping at once keeps the same best weights and
+    says so.  With no finite validation score to fall back on (the first epoch
+    of a fresh fit diverged) there is nothing worth keeping: raise, as without
+    early stopping.
+    """
+    epoch = est.n_iter_ + 1
+    if not np.isfinite(est.best_validation_score_):
+        raise _diverged_sgd(est, epoch)
+    est.n_iter_ = epoch
+    est.loss_ = float(loss)
+    est.t_ += n_train
+    est.loss_curve_.append(est.loss_)
+    est.validation_scores_.append(float("nan"))
+    # validation_scores_ runs on across warm-started fits; n_iter_ counts this one
+    first_of_fit = len(est.validation_scores_) - est.n_iter_
+    best = int(np.nanargmax(np.asarray(est.validation_scores_, dtype=np.float64)))
+    if best >= first_of_fit:
+        kept = f"the weights of epoch {best - first_of_fit + 1}"
+    else:
+        kept = "the weights this fit started from"
+    warnings.warn(
+        f"The training loss became non-finite in epoch {epoch}: training stopped "
+        f"there and {kept} (the best validation score, "
+        f"{est.best_validation_score_:.6g}) were restored. Lower learning_rate_init "
+        f"(it is {est.learning_rate_init!r}) or scale X (e.g. with StandardScaler).",
+        ConvergenceWarning)
 
 
 def _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val):
@@ -285,25 +371,59 @@ def loss_and_gradient(net, Xk, Y, sw, act_code, out_code, alpha, ws, n_threads):
     moments = np.zeros((0, net.n_params), dtype=net.dtype)
     with _threads.thread_limits(n_threads):
         loss_sum = _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code,
-                                out_code, KO.NONE, hp, np.zeros(1, np.int64), n, 0, 1)
+                                out_code, KO.NONE, hp, np.zeros(1, np.int64), 0.0, n, 0, 1)
     return loss_sum / n, ws.raw.astype(np.float64)
 
 
 def fit_lbfgs(est, net, Xk, Y, sw, n_threads):
-    """L-BFGS-B (scipy) on the compiled full-batch loss and gradient."""
+    """L-BFGS-B (scipy) on the compiled full-batch loss and gradient.
+
+    BLAS stays pinned to one thread for the whole minimization, not only inside
+    the compiled calls: scipy's L-BFGS-B calls BLAS on the parameter vector too,
+    and OpenBLAS splits long vectors by thread count, which rounds differently
+    in a process pool's worker than in the parent.
+
+    Ctrl-C keeps the weights of the last completed iteration (as sgd/adam keep
+    those of the last complete mini-batch), with ``n_iter_`` and ``loss_`` of
+    that iterate.
+    """
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
     ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n))
+    x0 = net.params.astype(np.float64)
+    last = {"x": x0, "fun": None, "n_iter": 0}
 
     def fun(x):
         net.params[...] = x
-        return loss_and_gradient(net, Xk, Y, sw, est._act_code, est._out_code,
-                                 est.alpha, ws, eff)
+        loss, grad = loss_and_gradient(net, Xk, Y, sw, est._act_code, est._out_code,
+                                       est.alpha, ws, eff)
+        if last["fun"] is None:  # the loss at x0
+            last["fun"] = loss
+        return loss, grad
 
-    opt_res = scipy.optimize.minimize(
-        fun, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
-        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
-                 **lbfgs_iprint_options(est.verbose)})
+    def callback(intermediate_result):  # after each completed iteration
+        last["x"] = intermediate_result.x.copy()
+        last["fun"] = float(intermediate_result.fun)
+        last["n_iter"] += 1
+
+    with _threads.thread_limits(eff):
+        try:
+            opt_res = scipy.optimize.minimize(
+                fun, x0, method="L-BFGS-B", jac=True, callback=callback,
+                options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
+                         **lbfgs_iprint_options(est.verbose)})
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            net.params[...] = last["x"]
+            est.n_iter_ = last["n_iter"]
+            if last["fun"] is None:  # not even the first loss: nothing to keep
+                raise
+            est.loss_ = last["fun"]
+            if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
+                raise _diverged_lbfgs(est.n_iter_) from None
+            return
     est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
     est.loss_ = float(opt_res.fun)
     net.params[...] = opt_res.x
+    if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
+        raise _diverged_lbfgs(est.n_iter_)

@@ -18,7 +18,7 @@ from . import _threads, _training
 from ._kernels import activations as KA
 from ._kernels import losses as KL
 from ._kernels import network as K
-from ._network import Network, as_kernel_input
+from ._network import Network, as_kernel_array, as_kernel_input
 from ._validation import (
     BASE_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
@@ -85,10 +85,20 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             if dtype not in (np.float32, np.float64):
                 dtype = np.dtype(np.float64)
             net = Network.from_arrays(coefs, intercepts, dtype)
-            self._net = net
-            self.coefs_ = net.coefs
-            self.intercepts_ = net.intercepts
+            self._expose(net)
         return net
+
+    def _expose(self, net):
+        """Make ``net`` the model: ``coefs_``/``intercepts_`` become its views.
+
+        The lists are new objects, not the network's own: replacing an item
+        (``est.coefs_[0] = W``, a scikit-learn idiom) then leaves the network's
+        list untouched, so ``Network.backs`` sees the change and the next call
+        repacks the user's arrays instead of ignoring them.
+        """
+        self._net = net
+        self.coefs_ = list(net.coefs)
+        self.intercepts_ = list(net.intercepts)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -128,9 +138,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept[...] = self._random_state.uniform(-bound, bound, fan_out)
-        self._net = net
-        self.coefs_ = net.coefs
-        self.intercepts_ = net.intercepts
+        self._expose(net)
         self.__dict__.pop("_optimizer", None)
 
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -164,11 +172,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         except _training.Diverged as exc:
             self._restore(snapshot)
             raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed. The loss became"
-                f" non-finite in epoch {exc.epoch}; lower learning_rate_init (it is"
-                f" {self.learning_rate_init!r}) or scale X (e.g. with StandardScaler)."
-                " The estimator was left as it was before this call.") from None
+                f"{exc} The estimator was left as it was before this call.") from None
         except BaseException:
             self._restore(snapshot)
             raise
@@ -205,11 +209,11 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
 
         dtype = net.dtype
         Xk = as_kernel_input(X, dtype)
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        Y = as_kernel_array(y, dtype)
         if sample_weight is None:
             sw = np.ones(n_samples, dtype=dtype)
         else:
-            sw = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sw = as_kernel_array(sample_weight, dtype)
         n_threads = _threads.resolve_n_threads(self.n_jobs)
 
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -217,8 +221,6 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         else:
             _training.fit_lbfgs(self, net, Xk, Y, sw, n_threads)
 
-        if not np.isfinite(net.params).all():
-            raise _training.Diverged(getattr(self, "n_iter_", 0))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
