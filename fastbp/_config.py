@@ -102,15 +102,44 @@ def jit_variants(func):
 _fresh = {"checked": False}
 
 
+def _cache_dir(dispatcher):
+    """numba's on-disk cache directory of *dispatcher* as a ``Path``; None if the
+    dispatcher is not cached (numba gives it a ``NullCache``: FASTBP_CACHE=0,
+    FASTBP_PARALLEL_CACHE=0 or no writable location); raises ``LookupError`` if
+    it is cached but numba no longer keeps the directory where we look.
+
+    Reads numba internals (``Dispatcher._cache``, ``NullCache`` and
+    ``FunctionCache._cache_path``); ``tests/test_numba_contract.py`` pins them.
+    """
+    from pathlib import Path
+
+    try:
+        from numba.core.caching import NullCache
+    except ImportError:
+        # Moved or renamed: every dispatcher takes the lookup below, and the
+        # uncached ones warn (a false alarm) rather than hide a real problem.
+        NullCache = ()
+
+    cache = getattr(dispatcher, "_cache", None)
+    if isinstance(cache, NullCache):
+        return None
+    path = getattr(cache, "_cache_path", None)
+    if not isinstance(path, str) or not path:
+        raise LookupError(getattr(dispatcher, "__name__", repr(dispatcher)))
+    return Path(path)
+
+
 def ensure_cache_fresh(dispatchers):
     """Drop on-disk kernels compiled from older sources of *any* kernel module.
 
     Numba invalidates a cached function only when its own file changes, but the
     cached epoch kernel also contains the code it inlined from other files
     (linalg, losses, optimizers, this module's flags).  A digest of all of them
-    is kept beside the cache; when it differs, the cache files are removed so
-    the kernels are recompiled instead of silently running stale code.  Runs
-    once per process, before the first kernel call.
+    (and numba's version) is kept beside the cache; when it differs, the cache
+    files are removed so the kernels are recompiled instead of silently running
+    stale code.  Runs once per process, before the first kernel call.  Does
+    nothing with FASTBP_CACHE=0.  Warns (once) if caching is on but numba's
+    cache directory cannot be found: then this protection is off.
     """
     if _fresh["checked"] or not CACHE:
         return
@@ -124,12 +153,27 @@ def ensure_cache_fresh(dispatchers):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     digest = digest.hexdigest()
-    cache_dirs = set()
+    cache_dirs, lost = set(), []
     for dispatcher in dispatchers:
         try:
-            cache_dirs.add(Path(dispatcher._cache._cache_path))
-        except AttributeError:  # numba internals moved, or caching off
+            cache_dir = _cache_dir(dispatcher)
+        except LookupError as exc:
+            lost.append(str(exc))
             continue
+        if cache_dir is not None:
+            cache_dirs.add(cache_dir)
+    if lost:
+        warnings.warn(
+            f"fastbp: cannot locate numba's cache directory for "
+            f"{', '.join(map(repr, dict.fromkeys(lost)))} (numba {numba.__version__} changed the "
+            "internals fastbp reads); stale compiled kernels left by an older "
+            "fastbp will not be detected and may run. Set FASTBP_CACHE=0 to "
+            "disable caching, or delete fastbp's *.nbi/*.nbc files from numba's "
+            "cache (fastbp/_kernels/__pycache__, NUMBA_CACHE_DIR or the user cache "
+            "directory) after upgrading fastbp.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     for cache_dir in cache_dirs:
         stamp = cache_dir / "fastbp-kernel-sources.sha256"
         try:
@@ -140,5 +184,11 @@ def ensure_cache_fresh(dispatchers):
                     stale.unlink(missing_ok=True)
             cache_dir.mkdir(parents=True, exist_ok=True)
             stamp.write_text(digest + "\n")
-        except OSError:  # read-only location: numba falls back elsewhere
+        except OSError:
+            # Numba chose this directory because it was writable when the kernels
+            # were defined (its locators skip unwritable ones: NUMBA_CACHE_DIR,
+            # the package's __pycache__, the user cache).  Failing now (the
+            # permissions changed since, a full disk) means numba cannot save
+            # there either and compiles in memory; a failed check must not stop a
+            # fit, so carry on -- without the stamp, the next process checks again.
             continue

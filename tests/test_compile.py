@@ -1,5 +1,6 @@
 """Compilation: few specializations, and a warm on-disk cache means no recompiling."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import BPClassifier, BPRegressor
+from fastbp import BPClassifier, BPRegressor, _config
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from fastbp._kernels import DISPATCHERS
@@ -23,6 +24,37 @@ from fastbp._kernels import network as KN
 from fastbp._kernels import optimizers as KO
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+
+# Tests of the on-disk cache itself; the rest of the file runs either way.
+needs_cache = pytest.mark.skipif(
+    not _config.CACHE,
+    reason="FASTBP_CACHE=0: fastbp's kernels have no on-disk cache (numba gives "
+           "them a NullCache) and there is no cache directory to check")
+
+
+def _specializations():
+    """(entry points, compiled helpers) -> number of compiled signatures each."""
+    counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
+    leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
+              for mod in (KA, KL, KLIN, KN, KO)
+              for name, obj in vars(mod).items()
+              if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
+    return counts, leaves
+
+
+def _extra_signatures():
+    """Per dispatcher past two builds: how each extra one differs from the nearer
+    of the first two (argument name -> type), for the failure message."""
+    extra = {}
+    for name, d in DISPATCHERS.items():
+        if len(d.signatures) <= 2:
+            continue
+        args = list(inspect.signature(d.py_func).parameters)
+        for sig in d.signatures[2:]:
+            base = min(d.signatures[:2], key=lambda b: sum(s != t for s, t in zip(sig, b)))
+            extra.setdefault(name, []).append(
+                {args[i]: str(s) for i, (s, t) in enumerate(zip(sig, base)) if s != t})
+    return extra
 
 
 def test_at_most_two_specializations_per_kernel(tmp_path):
@@ -49,15 +81,46 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                         data, np.c_[y, 1 - y]).predict(data)
                     BPRegressor(loss="poisson", hidden_layer_sizes=depth, solver=solver,
                                 max_iter=2, n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
-    counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
+    counts, leaves = _specializations()
     assert all(1 <= c <= 2 for c in counts.values()), counts  # each one was used
     # The compiled helpers the kernels call, too: one build per dtype (a literal
     # argument at one call site, say, would compile a third and cost seconds).
-    leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
-              for mod in (KA, KL, KLIN, KN, KO)
-              for name, obj in vars(mod).items()
-              if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
     assert leaves and all(c <= 2 for c in leaves.values()), leaves
+
+    # Read-only targets and weights (a joblib memmap in a grid-search worker,
+    # np.load(mmap_mode="r")): numba types a read-only array apart from a
+    # writeable one, so one passed through as is would compile a third build.
+    # Each is saved in both dtypes and used with X of both dtypes: a dtype
+    # match reaches the kernels uncopied.
+    def readonly(name, values):
+        np.save(tmp_path / name, values)
+        arr = np.load(tmp_path / name, mmap_mode="r")
+        assert not arr.flags.writeable
+        return arr
+
+    y_reg = {dt: readonly(f"y_{dt.__name__}.npy", X[:, 1].astype(dt))
+             for dt in (np.float64, np.float32)}
+    weights = {dt: readonly(f"sw_{dt.__name__}.npy", rng.rand(len(X)).astype(dt) + 0.5)
+               for dt in (np.float64, np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for data in (X, X.astype(np.float32)):
+            for solver in ("sgd", "adam", "lbfgs"):
+                for n_jobs in (1, 2):
+                    options = dict(hidden_layer_sizes=(3,), solver=solver, max_iter=2,
+                                   n_jobs=n_jobs, random_state=0)
+                    for y_ro in y_reg.values():
+                        BPRegressor(**options).fit(data, y_ro)
+                    for sw in weights.values():
+                        BPRegressor(**options).fit(data, X[:, 1], sample_weight=sw)
+                        BPClassifier(**options).fit(data, y, sample_weight=sw)
+    counts, leaves = _specializations()
+    assert all(c <= 2 for c in counts.values()), (
+        "a read-only y or sample_weight compiled another specialization", counts,
+        _extra_signatures())
+    assert all(c <= 2 for c in leaves.values()), (
+        "a read-only y or sample_weight compiled another helper specialization",
+        {name: c for name, c in leaves.items() if c > 2})
 
 
 _CHILD = textwrap.dedent("""
@@ -77,7 +140,10 @@ _CHILD = textwrap.dedent("""
 
 
 def _run_child(cache_dir, n_jobs, threads):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(threads))
+    # Caching on (parallel kernels too) whatever the parent's environment says:
+    # the test is about the cache, in its default configuration.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(threads),
+               FASTBP_CACHE="1", FASTBP_PARALLEL_CACHE="1")
     out = subprocess.run([sys.executable, "-c", _CHILD.format(n_jobs=n_jobs)], env=env,
                          capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -107,8 +173,8 @@ def test_warm_cache_does_not_recompile(tmp_path):
 def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):
     import numba
 
-    from fastbp import _config
-
+    # jit() asks numba for a cache only when caching is on (read at call time)
+    monkeypatch.setattr(_config, "CACHE", True)
     real_njit = numba.njit
 
     def njit(*args, **kwargs):
@@ -127,38 +193,80 @@ def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):
     assert compiled.signatures  # compiled, without a cache
 
 
-def test_stale_cache_from_changed_sources_is_dropped(tmp_path, monkeypatch):
-    """A cache whose stamp does not match the kernel sources is removed."""
-    from pathlib import Path
-
-    from fastbp import _config
-    from fastbp._kernels import DISPATCHERS
-
-    cache_dir = Path(DISPATCHERS["train_batches_serial"]._cache._cache_path)
-    fake = tmp_path / "cache"
-    fake.mkdir()
-    (fake / "network._train_batches_serial-1.py311.nbi").write_text("stale")
-    (fake / "network._train_batches_serial-1.py311.1.nbc").write_text("stale")
-    (fake / "fastbp-kernel-sources.sha256").write_text("0" * 64 + "\n")
-    (fake / "keep.pyc").write_text("not ours")
-
+def _fake_dispatcher(cache_dir):
+    """A stand-in for a cached numba dispatcher whose cache lives in *cache_dir*."""
     class FakeCache:
-        _cache_path = str(fake)
+        _cache_path = str(cache_dir)
 
     class FakeDispatcher:
+        __name__ = "fake_kernel"
         _cache = FakeCache()
 
+    return FakeDispatcher()
+
+
+def _stale_cache(cache_dir, stamp):
+    cache_dir.mkdir()
+    (cache_dir / "network._train_batches_serial-1.py311.nbi").write_text("stale")
+    (cache_dir / "network._train_batches_serial-1.py311.1.nbc").write_text("stale")
+    (cache_dir / "fastbp-kernel-sources.sha256").write_text(stamp + "\n")
+    (cache_dir / "keep.pyc").write_text("not ours")
+
+
+def test_stale_cache_from_changed_sources_is_dropped(tmp_path, monkeypatch):
+    """A cache whose stamp does not match the kernel sources is removed, once per
+    process; a current one is kept."""
+    import numba
+
+    monkeypatch.setattr(_config, "CACHE", True)  # the check, not numba's cache
+    fake = tmp_path / "cache"
+    _stale_cache(fake, "0" * 64)
     monkeypatch.setitem(_config._fresh, "checked", False)
-    _config.ensure_cache_fresh([FakeDispatcher()])
+    _config.ensure_cache_fresh([_fake_dispatcher(fake)])
     assert sorted(p.name for p in fake.iterdir()) == ["fastbp-kernel-sources.sha256", "keep.pyc"]
     stamp = (fake / "fastbp-kernel-sources.sha256").read_text().strip()
-    assert stamp != "0" * 64
-    # the real cache directory carries the same digest: it is up to date
-    assert (cache_dir / "fastbp-kernel-sources.sha256").read_text().strip() == stamp
-    # a second check in the same process does nothing
+    assert len(stamp) == 64 and stamp != "0" * 64
+    # a second check in the same process does nothing, even on a stale stamp
     (fake / "x.nbi").write_text("new")
-    _config.ensure_cache_fresh([FakeDispatcher()])
+    (fake / "fastbp-kernel-sources.sha256").write_text("0" * 64 + "\n")
+    _config.ensure_cache_fresh([_fake_dispatcher(fake)])
     assert (fake / "x.nbi").exists()
+
+    # the next process, same sources: the stamp matches, the cache is kept
+    current = tmp_path / "current"
+    _stale_cache(current, stamp)
+    monkeypatch.setitem(_config._fresh, "checked", False)
+    _config.ensure_cache_fresh([_fake_dispatcher(current)])
+    assert len(list(current.glob("*.nb[ic]"))) == 2
+
+    # numba's version is part of the digest: after an upgrade the cache is
+    # dropped and stamped anew
+    monkeypatch.setattr(numba, "__version__", numba.__version__ + ".test")
+    monkeypatch.setitem(_config._fresh, "checked", False)
+    _config.ensure_cache_fresh([_fake_dispatcher(current)])
+    assert list(current.glob("*.nb[ic]")) == []
+    new_stamp = (current / "fastbp-kernel-sources.sha256").read_text().strip()
+    assert len(new_stamp) == 64 and new_stamp != stamp
+
+
+@needs_cache
+def test_real_cache_directory_carries_the_sources_digest(tmp_path, monkeypatch):
+    """The check finds numba's real cache directory and stamps it with the same
+    digest as any other (establishes it itself: no kernel needs to have run)."""
+    from pathlib import Path
+
+    fake = tmp_path / "cache"
+    _stale_cache(fake, "0" * 64)
+    real = DISPATCHERS["train_batches_serial"]
+    # (a stale real cache is dropped here, as this process's first fit would)
+    monkeypatch.setitem(_config._fresh, "checked", False)
+    with warnings.catch_warnings():
+        # not finding the real directory would warn (see test_numba_contract)
+        warnings.simplefilter("error", RuntimeWarning)
+        _config.ensure_cache_fresh([_fake_dispatcher(fake), *DISPATCHERS.values()])
+    stamp = (fake / "fastbp-kernel-sources.sha256").read_text().strip()
+    real_dir = Path(real._cache._cache_path)
+    assert (real_dir / "fastbp-kernel-sources.sha256").read_text().strip() == stamp
 
 
 def test_precompile_builds_every_variant_it_names():
