@@ -275,18 +275,15 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
 
 
 def _stratify_codes(Y):
-    """One int per sample that orders the classes as scikit-learn's stratified
-    split of the indicator matrix does, so the split is the same draw.
+    """The binary labels as 0/1 ints, for the stratified early-stopping split.
 
-    scikit-learn stratifies on the rows of the label indicator, each turned into
-    a string ("False True False"); those strings sort class 0 first for a binary
-    column but last for one-hot rows (a True in an earlier column sorts later).
-    Integer codes in that order give the same classes, counts and permutations,
-    without building a string per sample.
+    Only single-output classifiers stratify, and (as in scikit-learn, whose
+    ``n_outputs_`` counts indicator columns) that means binary ones: ``Y`` is
+    one 0/1 column.  scikit-learn stratifies on the column turned into strings
+    per row; those sort as the ints do, so the split is the same draw, and an
+    error can name the user's label (``classes_[code]``) instead of "1.0".
     """
-    if Y.shape[1] == 1:
-        return (Y[:, 0] != 0).astype(np.int64)
-    return (Y.shape[1] - 1 - np.argmax(Y, axis=1)).astype(np.int64)
+    return (Y[:, 0] != 0).astype(np.int64)
 
 
 def _name_user_labels(exc, classes, codes):
@@ -295,12 +292,8 @@ def _name_user_labels(exc, classes, codes):
     text = str(exc)
     if codes is None or marker not in text:
         return exc
-    counts = np.bincount(codes, minlength=2 if len(classes) == 2 else len(classes))
-    if len(classes) == 2:
-        labels = [classes[c] for c in range(2) if counts[c] == 1]
-    else:
-        labels = [classes[len(classes) - 1 - c] for c in range(len(classes)) if counts[c] == 1]
-    labels = np.asarray(labels, dtype=np.asarray(classes).dtype).tolist()
+    counts = np.bincount(codes, minlength=2)
+    labels = np.asarray(classes)[counts == 1].tolist()
     return ValueError(text[:text.index(marker)] + f"{marker} {labels}")
 
 

@@ -183,6 +183,181 @@ def test_divergence_raises_and_keeps_previous_model():
     assert not hasattr(reg, "coefs_")
 
 
+def _diverging_regression():
+    """Standardized data on which sgd with lr 0.5 and momentum 0.9 trains for a
+    few epochs, then blows up: the loss is non-finite in epoch 6, the best
+    validation score was epoch 4's (checked against scikit-learn in
+    test_vs_sklearn.py::test_divergence_with_early_stopping_matches_sklearns_best)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 5))
+    y = X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)
+    params = dict(solver="sgd", hidden_layer_sizes=(4,), learning_rate_init=0.5,
+                  momentum=0.9, batch_size=20, early_stopping=True,
+                  n_iter_no_change=1000, max_iter=100, random_state=0)
+    return X, y, params
+
+
+def test_divergence_with_early_stopping_restores_the_best_epoch():
+    X, y, params = _diverging_regression()
+    with pytest.warns(ConvergenceWarning,
+                      match=r"non-finite in epoch 6: training stopped there and the "
+                            r"weights of epoch 4 \(the best validation score, 0\.084.*\) "
+                            r"were restored\. Lower learning_rate_init \(it is 0\.5\)"):
+        reg = BPRegressor(**params).fit(X, y)
+    assert reg.n_iter_ == 6 == len(reg.loss_curve_) == len(reg.validation_scores_)
+    last = reg.validation_scores_[-1]
+    assert type(last) is float and np.isnan(last)
+    assert np.all(np.isfinite(reg.validation_scores_[:-1]))
+    assert not np.isfinite(reg.loss_curve_[-1]) and not np.isfinite(reg.loss_)
+    assert reg.best_validation_score_ == max(reg.validation_scores_[:-1])
+    assert int(np.nanargmax(reg.validation_scores_)) == 3  # epoch 4
+    assert reg.t_ == 6 * 180
+    # the model is epoch 4's, bit for bit, and usable
+    replay = BPRegressor(**{**params, "max_iter": 4}).fit(X, y)
+    for a, b in zip(reg.coefs_ + reg.intercepts_, replay.coefs_ + replay.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(reg.predict(X)).all()
+    assert reg.score(X, y) == replay.score(X, y)
+
+
+def test_divergence_with_early_stopping_warm_start_names_the_starting_weights():
+    """A warm-started fit whose first epoch diverges keeps the weights it started
+    from (the best score so far came from the earlier fit) and says so."""
+    X, y, params = _diverging_regression()
+    reg = BPRegressor(**{**params, "learning_rate_init": 0.01, "max_iter": 3},
+                      warm_start=True).fit(X, y)
+    start = [c.copy() for c in reg.coefs_ + reg.intercepts_]
+    best = reg.best_validation_score_
+    reg.set_params(learning_rate_init=50.0, max_iter=20)
+    with pytest.warns(ConvergenceWarning, match="non-finite in epoch 1: training stopped "
+                      "there and the weights this fit started from"):
+        reg.fit(X, y)
+    for a, b in zip(reg.coefs_ + reg.intercepts_, start):
+        np.testing.assert_array_equal(a, b)
+    assert reg.best_validation_score_ == best and reg.n_iter_ == 1
+    assert len(reg.validation_scores_) == 4 and np.isnan(reg.validation_scores_[-1])
+
+
+def test_divergence_in_the_first_epoch_with_early_stopping_raises():
+    """Nothing to keep: no epoch had a finite validation score."""
+    X, y, params = _diverging_regression()
+    reg = BPRegressor(**{**params, "learning_rate_init": 50.0})
+    with pytest.raises(ValueError, match=r"non-finite in epoch 1; lower learning_rate_init "
+                                         r"\(it is 50\.0\).*left as it was before"):
+        reg.fit(X, y)
+    assert not hasattr(reg, "coefs_")
+
+
+def test_lbfgs_divergence_message_speaks_of_iterations():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 5)) * 1e160  # the first forward pass overflows
+    reg = BPRegressor(solver="lbfgs", max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match=r"Solver produced non-finite parameter weights\. "
+                       r".*L-BFGS reached a non-finite loss or weights after 0 iteration"
+                       r"\(s\); scale X .* or increase alpha\. The estimator was left"
+                       ) as info:
+        reg.fit(X, X[:, 0])
+    assert "epoch" not in str(info.value) and "learning_rate" not in str(info.value)
+    assert not hasattr(reg, "coefs_")
+
+
+@pytest.mark.parametrize("X, y, too_few", [
+    ([[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1], [1]),
+    ([[1, 2], [2, 3], [3, 4], [4, 5]], ["yes", "no", "no", "no"], ["yes"]),
+    ([[1, 2], [2, 3], [3, 4], [4, 5]], [1.0, 1.0, 1.0, -1.0], [-1.0]),
+], ids=["int", "str", "float"])
+def test_stratified_split_error_names_the_users_labels(X, y, too_few):
+    """scikit-learn's message, but naming the labels the user passed (it named
+    internal indicator rows such as '1.0')."""
+    message = ("The least populated classes in y have only 1 member, which is too "
+               "few. The minimum number of groups for any class cannot be less than 2. "
+               f"Classes with too few members are: {too_few}")
+    with pytest.raises(ValueError, match=re.escape(message) + "$"):
+        BPClassifier(early_stopping=True, validation_fraction=0.5).fit(X, y)
+
+
+def test_stratify_codes_give_sklearns_split():
+    """Only binary classifiers stratify (scikit-learn's ``n_outputs_`` counts the
+    indicator columns, so multiclass is not stratified either); the 0/1 codes
+    give exactly scikit-learn's split of the indicator column."""
+    from sklearn.model_selection import train_test_split
+
+    from fastbp._training import _stratify_codes
+
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, size=300)
+    Y = labels[:, None].astype(bool)
+    idx = np.arange(300)
+    for seed in range(5):
+        want = train_test_split(idx, test_size=0.2, random_state=seed, stratify=Y)
+        got = train_test_split(idx, test_size=0.2, random_state=seed,
+                               stratify=_stratify_codes(Y.astype(np.float32)))
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+    # the estimator splits like MLPClassifier, for binary and multiclass y
+    from sklearn.neural_network import MLPClassifier
+
+    X = rng.normal(size=(300, 3))
+    for y in (labels, rng.randint(0, 4, size=300)):
+        kw = dict(hidden_layer_sizes=(3,), early_stopping=True, max_iter=3,
+                  validation_fraction=0.3, random_state=3)
+        bp = BPClassifier(**kw).fit(X, y)
+        sk = MLPClassifier(**kw).fit(X, y)
+        np.testing.assert_allclose(bp.validation_scores_, sk.validation_scores_, rtol=1e-12)
+
+
+def test_import_without_register_at_fork():
+    """Windows has no os.register_at_fork; importing fastbp must not need it."""
+    import subprocess
+    import sys
+
+    # the standard library and the dependencies register their own fork hooks
+    # (random does): import them first, then take the function away
+    code = ("import os, random, logging, numpy, scipy, numba, threadpoolctl\n"
+            "import sklearn.neural_network, sklearn.model_selection\n"
+            "del os.register_at_fork\n"
+            "import fastbp\n"
+            "from fastbp import _threads\n"
+            "print('ok', _threads.MACHINE_CPUS >= 1)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "True"]
+
+
+def test_sizes_beyond_the_blas_int_are_refused_before_allocating():
+    """numba's BLAS bridge narrows sizes to 32 bits without a check; fastbp
+    refuses such sizes with a clear error instead (before allocating)."""
+    from fastbp._network import BLAS_INT_MAX, Network, Workspace
+
+    with pytest.raises(ValueError, match=r"The width of layer 1 is 2147483648, but the "
+                       r"BLAS library computes with 32-bit sizes: at most 2147483647"):
+        Network([3, 2**31, 1], np.float32)
+    with pytest.raises(ValueError, match=r"rows per compiled product \(the batch size\) "
+                       r"is 2147483648"):
+        Workspace([3, 2, 1], np.float32, 2**31, 1)
+    Network([3, 2, 1], np.float32)  # ordinary sizes pass
+    assert BLAS_INT_MAX == np.iinfo(np.int32).max
+
+
+def test_readonly_targets_and_weights_train_the_same_model(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 4))
+    y = X[:, 0] - X[:, 1]
+    sw = rng.uniform(0.5, 2.0, size=80)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "sw.npy", sw)
+    y_ro = np.load(tmp_path / "y.npy", mmap_mode="r")
+    sw_ro = np.load(tmp_path / "sw.npy", mmap_mode="r")
+    assert not (y_ro.flags.writeable or sw_ro.flags.writeable)
+    for solver in ("adam", "lbfgs"):
+        a = BPRegressor(solver=solver, max_iter=5, random_state=0).fit(X, y_ro,
+                                                                       sample_weight=sw_ro)
+        b = BPRegressor(solver=solver, max_iter=5, random_state=0).fit(X, y, sample_weight=sw)
+        for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(ca, cb)
+
+
 def test_interrupted_training_keeps_finite_model(digits, monkeypatch):
     from fastbp import _training
 
@@ -238,6 +413,37 @@ def test_coefs_are_views_of_one_buffer_and_can_be_replaced(digits):
     np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-12)
     clf.coefs_[0][:] = 0.0
     assert not np.allclose(clf.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("attr", ["coefs_", "intercepts_"])
+def test_replacing_one_item_is_seen_by_predict_fit_and_pickle(digits, attr):
+    """``est.coefs_[0] = W`` (a scikit-learn idiom) changes the model: predict
+    uses W, a pickle predicts as the model does, and training starts from W."""
+    X, y = digits
+    params = dict(hidden_layer_sizes=(7,), max_iter=2, random_state=0, warm_start=True)
+    clf = BPClassifier(**params).fit(X, y)
+    new = getattr(clf, attr)[0] * -0.5 + 0.01
+    getattr(clf, attr)[0] = new
+    # the forward pass of the edited weights, in NumPy
+    W0 = new if attr == "coefs_" else clf.coefs_[0]
+    b0 = new if attr == "intercepts_" else clf.intercepts_[0]
+    hidden = np.maximum(X @ W0 + b0, 0)
+    z = hidden @ clf.coefs_[1] + clf.intercepts_[1]
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-10, atol=1e-12)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+    # training continues from the edited weights, and the user's array is not trained
+    keep = new.copy()
+    other = BPClassifier(**params).fit(X, y)
+    getattr(other, attr)[0] = keep.copy()
+    clf.fit(X, y)
+    other.fit(X, y)
+    np.testing.assert_array_equal(new, keep)
+    for a, b in zip(clf.coefs_ + clf.intercepts_, other.coefs_ + other.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(getattr(clf, attr)[0], keep)
 
 
 def test_pickle_round_trip(digits):
