@@ -217,7 +217,10 @@ def test_predict_in_forked_child_after_parallel_use(digits):
 def _digest_run(mode, n_jobs=None, **env):
     """``tests/_fit_digest.py`` in a fresh interpreter with ``env`` added."""
     here = os.path.dirname(os.path.abspath(__file__))
-    full_env = dict(os.environ, **env)
+    # every run starts from the default thread settings, whatever the
+    # environment running the tests says; then the variant's own
+    full_env = {k: v for k, v in os.environ.items() if k not in _THREAD_VARS}
+    full_env.update(env)
     full_env["PYTHONPATH"] = os.pathsep.join([here, full_env.get("PYTHONPATH", "")])
     argv = [mode] if n_jobs is None else [mode, str(n_jobs)]
     out = subprocess.run(
@@ -227,7 +230,11 @@ def _digest_run(mode, n_jobs=None, **env):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# name -> (mode, n_jobs, extra environment)
+_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_THREADING_LAYER",
+                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+# name -> (mode, n_jobs, extra environment).  Variants that must run parallel
+# kernels ask for two threads, so that they do on a 1-CPU machine too.
 PROCESS_VARIANTS = {
     "n_jobs=1": ("plain", 1, {}),
     "NUMBA_NUM_THREADS=1": ("plain", None, {"NUMBA_NUM_THREADS": "1"}),
@@ -235,9 +242,12 @@ PROCESS_VARIANTS = {
     "NUMBA_NUM_THREADS=3,n_jobs=3": ("plain", 3, {"NUMBA_NUM_THREADS": "3"}),
     "NUMBA_NUM_THREADS=3,n_jobs=-1": ("plain", -1, {"NUMBA_NUM_THREADS": "3"}),
     "OMP_NUM_THREADS=1": ("plain", None, {"OMP_NUM_THREADS": "1"}),
-    "workqueue": ("plain", None, {"NUMBA_THREADING_LAYER": "workqueue"}),
-    "fork-child": ("fork", None, {}),
-    "spawn-child": ("spawn", None, {}),
+    "workqueue": ("plain", None, {"NUMBA_THREADING_LAYER": "workqueue",
+                                  "NUMBA_NUM_THREADS": "2"}),
+    "fork-child": ("fork", None, {"NUMBA_NUM_THREADS": "2"}),
+    "spawn-child": ("spawn", None, {"NUMBA_NUM_THREADS": "2"}),
+    # loky gives its workers NUMBA_NUM_THREADS=cpu_count()//2 unless the parent
+    # sets it: leave it unset
     "loky-worker": ("loky", None, {}),
 }
 
