@@ -364,10 +364,13 @@ _PARAMS_DOC = """
 
     early_stopping : bool, default=False
         Whether to use early stopping: a ``validation_fraction`` of the
-        training data is set aside (stratified for single-output
-        classification) and training stops when the validation score does not
+        training data is set aside (stratified for binary classification, as
+        in scikit-learn) and training stops when the validation score does not
         improve by ``tol`` for ``n_iter_no_change`` epochs; the best weights
-        are restored.  Only effective when solver='sgd' or 'adam'.
+        are restored.  If the loss becomes non-finite, that epoch is recorded
+        with a ``nan`` validation score, training stops, the best weights are
+        restored and a ConvergenceWarning says so.  Only effective when
+        solver='sgd' or 'adam'.
 
     validation_fraction : float, default=0.1
         The proportion of training data to set aside as validation set for
@@ -394,11 +397,13 @@ _PARAMS_DOC = """
     n_jobs : int, default=None
         Number of threads for training and prediction.  None uses numba's
         current thread count (all cores unless the process limits it, e.g.
-        loky workers set NUMBA_NUM_THREADS=1); a negative value counts back
-        from all threads (-1 = all).  BLAS runs single-threaded inside fastbp's
-        parallel regions, so the two never oversubscribe the cores.  For a given
-        n_jobs results are bitwise reproducible; across n_jobs they agree to
-        floating-point rounding.
+        loky workers set NUMBA_NUM_THREADS to cpu_count() // n_jobs), capped by
+        OMP_NUM_THREADS when set; a negative value counts back from all threads
+        (-1 = all); 0 is an error.  BLAS runs single-threaded inside fastbp's
+        parallel regions, so the two never oversubscribe the cores.  n_jobs
+        changes only the speed: on one machine the fitted model is bitwise the
+        same for every n_jobs (and thread setting or process), see the README's
+        "Determinism".
 """
 
 _ATTRS_DOC = """
