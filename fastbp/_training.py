@@ -365,6 +365,11 @@ def loss_and_gradient(net, Xk, Y, sw, act_code, out_code, alpha, ws, n_threads):
     with _threads.thread_limits(n_threads):
         loss_sum = _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code,
                                 out_code, KO.NONE, hp, np.zeros(1, np.int64), 0.0, n, 0, 1)
+    if not np.isfinite(loss_sum):
+        # The kernel stops before the gradient when the loss is not finite, so
+        # ws.raw holds whatever the workspace held: L-BFGS then wandered on
+        # garbage (a different fit each time).  The gradient is undefined: nan.
+        return loss_sum / n, np.full(net.n_params, np.nan)
     return loss_sum / n, ws.raw.astype(np.float64)
 
 

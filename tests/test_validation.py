@@ -259,6 +259,27 @@ def test_lbfgs_divergence_message_speaks_of_iterations():
         reg.fit(X, X[:, 0])
     assert "epoch" not in str(info.value) and "learning_rate" not in str(info.value)
     assert not hasattr(reg, "coefs_")
+    # the same outcome every time: the gradient of a non-finite loss used to be
+    # whatever the fresh workspace held (0 iterations in a new process, 20 later)
+    for _ in range(3):
+        with pytest.raises(ValueError, match=r"after 0 iteration\(s\)"):
+            BPRegressor(solver="lbfgs", max_iter=20, random_state=0).fit(X, X[:, 0])
+
+
+def test_gradient_of_a_non_finite_loss_is_nan_not_workspace_garbage():
+    from fastbp._network import Network, Workspace, as_kernel_input
+    from fastbp._training import loss_and_gradient
+
+    X = np.full((4, 2), 1e160)
+    Y = np.full((4, 1), -1e160)
+    net = Network([2, 3, 1], np.float64)
+    net.params[...] = 1.0
+    ws = Workspace(net.sizes, np.float64, 4, 1)
+    ws.raw[...] = 123.0  # what a reused workspace might hold
+    loss, grad = loss_and_gradient(net, as_kernel_input(X, np.float64), Y, np.ones(4),
+                                   0, 0, 0.0, ws, 1)
+    assert loss == np.inf
+    assert grad.shape == (net.n_params,) and np.isnan(grad).all()
 
 
 @pytest.mark.parametrize("X, y, too_few", [
