@@ -7,9 +7,44 @@ scikit-learn's ``_pack``, so an L-BFGS vector *is* the buffer.  ``coefs_`` and
 next call repacks them into a fresh buffer (``Network.from_arrays``).
 """
 
+from collections import namedtuple
+
 import numpy as np
 
-__all__ = ["Network", "Workspace", "as_kernel_array", "as_kernel_input", "uses_partials"]
+from . import _threads
+from ._kernels import PREDICT
+from ._kernels.network import layer_offsets
+
+__all__ = ["KernelInput", "Network", "Workspace", "aligned_empty", "as_kernel_array",
+           "as_kernel_input", "forward_pass", "uses_partials"]
+
+# The input of a kernel: X dense (n, n_features) *or* CSR (data, indices, indptr);
+# the other part is empty.  Passed to kernels as its four arrays.
+KernelInput = namedtuple("KernelInput", ["dense", "data", "indices", "indptr"])
+
+# The predict kernel's per-thread buffers start on 64-byte boundaries, so that
+# every thread's buffer is aligned alike: some OpenBLAS kernels round
+# differently at other alignments (seen: dgemv in the generic kernels an older
+# OpenBLAS falls back to on a CPU it does not know), which made a prediction
+# depend on the thread that computed it.  (The training buffers keep numpy's
+# alignment: aligning them to 64 bytes made the mnist-like fit 2.5% slower on
+# this machine, and their blocks are laid out the same for every thread count.)
+ALIGN = 64
+
+
+def aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` starting on an ``ALIGN``-byte boundary."""
+    dtype = np.dtype(dtype)
+    n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n_bytes + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + n_bytes].view(dtype).reshape(shape)
+
+
+def _padded(n_elements, dtype):
+    """``n_elements`` rounded up so that consecutive slabs stay ALIGN-aligned."""
+    per_line = max(1, ALIGN // np.dtype(dtype).itemsize)
+    return -(-n_elements // per_line) * per_line
 
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
@@ -37,20 +72,16 @@ class Network:
         self.dtype = np.dtype(dtype)
         for k, units in enumerate(self.sizes.tolist()):
             check_blas_size(f"The width of layer {k}", units)
-        fan_in, fan_out = self.sizes[:-1], self.sizes[1:]
-        self.n_coef = int(np.sum(fan_in * fan_out))
-        self.n_params = self.n_coef + int(np.sum(fan_out))
+        w_off, b_off, _, _, _ = layer_offsets(self.sizes, 1)
+        n_layers = self.sizes.shape[0] - 1
+        self.n_coef = int(w_off[n_layers])
+        self.n_params = int(b_off[n_layers])
         if params is None:
             params = np.zeros(self.n_params, dtype=self.dtype)
         self.params = params
-        self.coefs, self.intercepts = [], []
-        w = 0
-        b = self.n_coef
-        for fi, fo in zip(fan_in.tolist(), fan_out.tolist()):
-            self.coefs.append(params[w:w + fi * fo].reshape(fi, fo))
-            self.intercepts.append(params[b:b + fo])
-            w += fi * fo
-            b += fo
+        self.coefs = [params[w_off[l]:w_off[l + 1]].reshape(self.sizes[l], self.sizes[l + 1])
+                      for l in range(n_layers)]
+        self.intercepts = [params[b_off[l]:b_off[l + 1]] for l in range(n_layers)]
 
     @classmethod
     def from_arrays(cls, coefs, intercepts, dtype):
@@ -82,7 +113,7 @@ def uses_partials(sizes, cap, n_blocks):
     sizes = np.asarray(sizes, dtype=np.int64)
     if n_blocks <= 1:
         return False
-    n_params = int(np.sum(sizes[:-1] * sizes[1:]) + np.sum(sizes[1:]))
+    n_params = int(layer_offsets(sizes, 1)[1][-1])
     return n_blocks * n_params <= cap * int(sizes.sum())
 
 
@@ -99,17 +130,18 @@ class Workspace:
         check_blas_size("The number of rows per compiled product (the batch size)", cap)
         self.n_blocks = n_blocks
         self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks)
-        total = int(sizes.sum())
-        self.acts = np.empty(cap * total, dtype=dtype)
-        self.deltas = np.empty(cap * (total - int(sizes[0])), dtype=dtype)
-        fan_in, fan_out = sizes[:-1], sizes[1:]
-        self.raw = np.empty(int(np.sum(fan_in * fan_out) + np.sum(fan_out)), dtype=dtype)
-        self.rowsq = np.empty(int(fan_in.sum()), dtype=np.float64)
-        n_params = self.raw.shape[0]
+        w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, cap)
+        n_layers = sizes.shape[0] - 1
+        self.acts = np.empty(int(a_off[n_layers + 1]), dtype=dtype)
+        self.deltas = np.empty(int(d_off[n_layers + 1]), dtype=dtype)
+        # sum over the batch of a^T delta (and of delta, for the biases): the
+        # gradient before the L2 term and the division by the weight sum
+        self.grad_sums = np.empty(int(b_off[n_layers]), dtype=dtype)
+        self.rowsq = np.empty(int(sq_off[n_layers]), dtype=np.float64)
         # Per-block partial gradients, for the small-network schedule (see
         # fastbp/_kernels/network.py); zero rows select the other schedule.
         rows = n_blocks if uses_partials(sizes, cap, n_blocks) else 0
-        self.partials = np.empty((rows, n_params), dtype=dtype)
+        self.partials = np.empty((rows, self.grad_sums.shape[0]), dtype=dtype)
         self.rowloss = np.empty(cap, dtype=np.float64)
 
     def matches(self, sizes, dtype, cap, n_blocks):
@@ -140,7 +172,7 @@ def as_kernel_array(a, dtype):
 
 
 def as_kernel_input(X, dtype):
-    """Return ``(X_dense, data, indices, indptr)`` for a kernel: one of them is empty.
+    """``KernelInput`` of X for a kernel: dense or CSR, the other part empty.
 
     Dense input is passed without a copy when it is C-contiguous and of
     ``dtype``; CSR input keeps its data array and gets int64 index arrays.
@@ -150,7 +182,40 @@ def as_kernel_input(X, dtype):
     if sp.issparse(X):
         X = X.tocsr()  # unsorted indices are fine: rows are densified
         n_features = X.shape[1]
-        return (np.zeros((0, n_features), dtype=dtype), as_kernel_array(X.data, dtype),
-                as_kernel_array(X.indices, np.int64), as_kernel_array(X.indptr, np.int64))
+        return KernelInput(np.zeros((0, n_features), dtype=dtype),
+                           as_kernel_array(X.data, dtype),
+                           as_kernel_array(X.indices, np.int64),
+                           as_kernel_array(X.indptr, np.int64))
     empty = np.zeros(0, dtype=dtype)
-    return as_kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX
+    return KernelInput(as_kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX)
+
+
+def forward_pass(net, X, act_code, out_code, n_threads):
+    """Output-layer activations of X (dense or sparse) through ``net``: the
+    compiled predict kernel, in ``promote_types(X.dtype, net.dtype)`` (as
+    scikit-learn's numpy forward pass computes).  Returns a new (n, n_out) array.
+
+    Rows go in blocks whose size depends on the number of rows and the machine
+    (``_threads.n_blocks``), never on the thread count; each thread has its own
+    ping-pong buffers, aligned alike, so predictions do not depend on which
+    thread computed a block either.
+    """
+    import scipy.sparse as sp
+
+    dtype = np.promote_types(X.dtype, net.dtype)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    params = net.params if dtype == net.dtype else net.params.astype(dtype)
+    n = X.shape[0]
+    out = np.empty((n, int(net.sizes[-1])), dtype=dtype)
+    if n == 0:
+        return out
+    inputs = as_kernel_input(X, dtype)
+    kernel, n_threads = _threads.choose(PREDICT, min(n_threads, max(1, n // 64)))
+    block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
+    sizes = net.sizes
+    max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
+    ws = aligned_empty((n_threads, 3, _padded(block * max_width, dtype)), dtype)
+    with _threads.thread_limits(n_threads):
+        kernel(*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
+    return out

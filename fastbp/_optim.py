@@ -3,32 +3,32 @@
 Same protocol and attribute names as scikit-learn's ``_stochastic_optimizers``
 (``learning_rate``, ``iteration_ends(time_step)``, ``trigger_stopping(msg,
 verbose)``), but the moment buffers are flat arrays the compiled epoch updates
-in place; ``hp`` is the float64 hyper-parameter vector the kernel reads.
+in place; ``hyper`` is the float64 hyper-parameter vector the kernel reads.
 """
 
 import numpy as np
 
-from ._kernels import optimizers as K
+from ._kernels import optimizers as optimizer_kernels
 
 __all__ = ["SGDOptimizer", "AdamOptimizer", "make_optimizer"]
 
 
 class _BaseOptimizer:
     n_moments = 0
-    code = K.NONE
+    code = optimizer_kernels.NONE
 
     def __init__(self, n_params, dtype, learning_rate_init):
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.moments = np.zeros((self.n_moments, n_params), dtype=dtype)
-        self.hp = np.zeros(K.N_HP, dtype=np.float64)
-        self.hp[K.HP_LR_INIT] = learning_rate_init
-        self.hp[K.HP_CLIP_EPS] = np.finfo(dtype).eps
+        self.hyper = np.zeros(optimizer_kernels.N_HYPER, dtype=np.float64)
+        self.hyper[optimizer_kernels.HYPER_LR_INIT] = learning_rate_init
+        self.hyper[optimizer_kernels.HYPER_CLIP_EPS] = np.finfo(dtype).eps
 
-    def kernel_hp(self, alpha):
-        self.hp[K.HP_ALPHA] = alpha
-        self.hp[K.HP_LR] = self.learning_rate
-        return self.hp
+    def kernel_hyper(self, alpha):
+        self.hyper[optimizer_kernels.HYPER_ALPHA] = alpha
+        self.hyper[optimizer_kernels.HYPER_LR] = self.learning_rate
+        return self.hyper
 
     def after_batches(self):
         """Sync Python-side attributes after a compiled call."""
@@ -46,7 +46,7 @@ class SGDOptimizer(_BaseOptimizer):
     """SGD with momentum (optionally Nesterov) and constant/invscaling/adaptive rate."""
 
     n_moments = 1
-    code = K.SGD
+    code = optimizer_kernels.SGD
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
@@ -55,8 +55,8 @@ class SGDOptimizer(_BaseOptimizer):
         self.momentum = momentum
         self.nesterov = nesterov
         self.power_t = power_t
-        self.hp[K.HP_MOMENTUM] = momentum
-        self.hp[K.HP_NESTEROV] = 1.0 if nesterov else 0.0
+        self.hyper[optimizer_kernels.HYPER_MOMENTUM] = momentum
+        self.hyper[optimizer_kernels.HYPER_NESTEROV] = 1.0 if nesterov else 0.0
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -81,7 +81,7 @@ class AdamOptimizer(_BaseOptimizer):
     """Adam (Kingma & Ba, 2014) with scikit-learn's bias-corrected step size."""
 
     n_moments = 2
-    code = K.ADAM
+    code = optimizer_kernels.ADAM
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8):
@@ -90,19 +90,19 @@ class AdamOptimizer(_BaseOptimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.t_array = np.zeros(1, dtype=np.int64)  # steps taken; the kernel increments it
-        self.hp[K.HP_BETA1] = beta_1
-        self.hp[K.HP_BETA2] = beta_2
-        self.hp[K.HP_EPSILON] = epsilon
+        self.hyper[optimizer_kernels.HYPER_BETA1] = beta_1
+        self.hyper[optimizer_kernels.HYPER_BETA2] = beta_2
+        self.hyper[optimizer_kernels.HYPER_EPSILON] = epsilon
 
     @property
     def t(self):
         return int(self.t_array[0])
 
     def after_batches(self):
-        # The kernel leaves the rate of its last step in hp (one source: no
+        # The kernel leaves the rate of its last step in hyper (one source: no
         # second formula here that could round differently).
         if self.t > 0:
-            self.learning_rate = float(self.hp[K.HP_LR])
+            self.learning_rate = float(self.hyper[optimizer_kernels.HYPER_LR])
 
 
 def make_optimizer(est, n_params, dtype):

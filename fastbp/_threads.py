@@ -139,10 +139,18 @@ def prepare(n_threads):
         _state["parallel_started"] = True
 
 
-def pick(serial, parallel, n_threads):
-    """The dispatcher to run with ``n_threads`` (already through effective_threads)."""
+def choose(pair, n_threads):
+    """The build of ``pair`` (a ``fastbp._kernels.KernelPair``) to run for a call
+    asking for ``n_threads``, and the thread count it runs with.
+
+    The one place a kernel variant is chosen: the parallel build when more than
+    one thread is asked for and a parallel region is safe here, else the serial
+    one.  (The training loop's Pacer may still run the serial twin of a chosen
+    parallel build for a call when that is faster: the result is the same.)
+    """
+    n_threads = effective_threads(n_threads)
     prepare(n_threads)
-    return parallel if n_threads > 1 else serial
+    return (pair.parallel if n_threads > 1 else pair.serial), n_threads
 
 
 def _blas_controller():

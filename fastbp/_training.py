@@ -17,8 +17,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from . import _threads
-from ._kernels import network as K
-from ._kernels import optimizers as KO
+from ._kernels import TRAIN
+from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, N_HYPER, NONE
 from ._network import Workspace
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, lbfgs_iprint_options
@@ -131,12 +131,6 @@ def _diverged_lbfgs(n_iter):
         " with StandardScaler) or increase alpha.")
 
 
-def _kernels_for(n_threads):
-    n_threads = _threads.effective_threads(n_threads)
-    kernel = _threads.pick(K.train_batches_serial, K.train_batches_parallel, n_threads)
-    return kernel, n_threads
-
-
 def _workspace(est, net, cap):
     n_blocks = _threads.n_blocks(cap)
     ws = getattr(est, "_workspace", None)
@@ -146,16 +140,15 @@ def _workspace(est, net, cap):
     return ws
 
 
-def _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code, out_code,
-                 opt_code, hp, adam_t, loss_sum, batch_size, lo, hi):
+def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code,
+                 opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi):
     """Mini-batches [lo, hi) of an epoch; returns ``loss_sum`` plus their losses."""
-    return kernel(Xk[0], Xk[1], Xk[2], Xk[3], Y, sw, order, net.sizes, net.params,
-                  moments, ws.acts, ws.deltas, ws.raw, ws.partials, ws.rowsq, ws.rowloss,
-                  act_code, out_code, opt_code, hp, adam_t, float(loss_sum), batch_size,
-                  lo, hi, ws.n_blocks)
+    return kernel(*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
+                  ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, act_code, out_code,
+                  opt_code, hyper, adam_t, float(loss_sum), batch_size, lo, hi, ws.n_blocks)
 
 
-def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_threads):
+def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads):
     """sgd/adam training; mutates ``est`` (fitted attributes) and ``net.params``."""
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, net.n_params, net.dtype)
@@ -198,9 +191,8 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                 "sample size. It is going to be clipped")
         batch_size = int(np.clip(est.batch_size, 1, n_train))
 
-    n_threads = _threads.effective_threads(n_threads)
-    serial, parallel = K.train_batches_serial, K.train_batches_parallel
-    _threads.prepare(n_threads)  # the Pacer picks between the two per call
+    parallel, n_threads = _threads.choose(TRAIN, n_threads)
+    serial = TRAIN.serial  # the Pacer picks between the two per call
     pacer = Pacer(n_threads)
     ws = _workspace(est, net, batch_size)
     act_code, out_code = est._act_code, est._out_code
@@ -216,7 +208,7 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                 if est.shuffle:
                     sample_idx = shuffled(sample_idx, est._random_state)
                 order = sample_idx if idx_train is None else idx_train[sample_idx]
-                hp = opt.kernel_hp(est.alpha)
+                hyper = opt.kernel_hyper(est.alpha)
                 loss_sum = 0.0
                 lo = 0
                 while lo < n_batches:
@@ -224,8 +216,8 @@ def fit_stochastic(est, net, Xk, X_valid_source, Y, sw, y_orig, incremental, n_t
                     hi = lo + pacer.batches(min(per_call, n_batches - lo))
                     start = time.perf_counter()
                     loss_sum = _run_batches(
-                        kernel, Xk, Y, sw, order, net, opt.moments, ws, act_code,
-                        out_code, opt.code, hp, adam_t, loss_sum, batch_size, lo, hi)
+                        kernel, inputs, Y, sw, order, net, opt.moments, ws, act_code,
+                        out_code, opt.code, hyper, adam_t, loss_sum, batch_size, lo, hi)
                     pacer.record(time.perf_counter() - start, hi - lo)
                     if not np.isfinite(loss_sum):
                         break
@@ -353,27 +345,27 @@ def _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
             est.best_loss_ = est.loss_curve_[-1]
 
 
-def loss_and_gradient(net, Xk, Y, sw, act_code, out_code, alpha, ws, n_threads):
+def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threads):
     """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call."""
-    kernel, n_threads = _kernels_for(n_threads)
+    kernel, n_threads = _threads.choose(TRAIN, n_threads)
     n = Y.shape[0]
-    hp = np.zeros(KO.N_HP)
-    hp[KO.HP_ALPHA] = alpha
-    hp[KO.HP_CLIP_EPS] = np.finfo(net.dtype).eps
+    hyper = np.zeros(N_HYPER)
+    hyper[HYPER_ALPHA] = alpha
+    hyper[HYPER_CLIP_EPS] = np.finfo(net.dtype).eps
     order = np.arange(n, dtype=np.int64)
     moments = np.zeros((0, net.n_params), dtype=net.dtype)
     with _threads.thread_limits(n_threads):
-        loss_sum = _run_batches(kernel, Xk, Y, sw, order, net, moments, ws, act_code,
-                                out_code, KO.NONE, hp, np.zeros(1, np.int64), 0.0, n, 0, 1)
+        loss_sum = _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code,
+                                out_code, NONE, hyper, np.zeros(1, np.int64), 0.0, n, 0, 1)
     if not np.isfinite(loss_sum):
         # The kernel stops before the gradient when the loss is not finite, so
-        # ws.raw holds whatever the workspace held: L-BFGS then wandered on
+        # ws.grad_sums holds whatever the workspace held: L-BFGS then wandered on
         # garbage (a different fit each time).  The gradient is undefined: nan.
         return loss_sum / n, np.full(net.n_params, np.nan)
-    return loss_sum / n, ws.raw.astype(np.float64)
+    return loss_sum / n, ws.grad_sums.astype(np.float64)
 
 
-def fit_lbfgs(est, net, Xk, Y, sw, n_threads):
+def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
     """L-BFGS-B (scipy) on the compiled full-batch loss and gradient.
 
     BLAS stays pinned to one thread for the whole minimization, not only inside
@@ -393,7 +385,7 @@ def fit_lbfgs(est, net, Xk, Y, sw, n_threads):
 
     def fun(x):
         net.params[...] = x
-        loss, grad = loss_and_gradient(net, Xk, Y, sw, est._act_code, est._out_code,
+        loss, grad = loss_and_gradient(net, inputs, Y, sw, est._act_code, est._out_code,
                                        est.alpha, ws, eff)
         if last["fun"] is None:  # the loss at x0
             last["fun"] = loss

@@ -5,7 +5,6 @@ import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -15,10 +14,9 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from . import _threads, _training
-from ._kernels import activations as KA
-from ._kernels import losses as KL
-from ._kernels import network as K
-from ._network import Network, as_kernel_array, as_kernel_input
+from ._kernels.activations import HIDDEN_CODES
+from ._kernels.losses import OUTPUT_CODES
+from ._network import Network, as_kernel_array, as_kernel_input, forward_pass
 from ._validation import (
     BASE_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
@@ -155,12 +153,12 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def _act_code(self):
-        return KA.HIDDEN_CODES[self.activation]
+        return HIDDEN_CODES[self.activation]
 
     @property
     def _out_code(self):
         loss = "log_loss" if is_classifier(self) else self.loss
-        return KL.OUTPUT_CODES[(self.out_activation_, loss)]
+        return OUTPUT_CODES[(self.out_activation_, loss)]
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -208,7 +206,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         self.n_outputs_ = y.shape[1]
 
         dtype = net.dtype
-        Xk = as_kernel_input(X, dtype)
+        inputs = as_kernel_input(X, dtype)
         Y = as_kernel_array(y, dtype)
         if sample_weight is None:
             sw = np.ones(n_samples, dtype=dtype)
@@ -217,9 +215,10 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         n_threads = _threads.resolve_n_threads(self.n_jobs)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            _training.fit_stochastic(self, net, Xk, X, Y, sw, y_orig, incremental, n_threads)
+            _training.fit_stochastic(self, net, inputs, X, Y, sw, y_orig, incremental,
+                                     n_threads)
         else:
-            _training.fit_lbfgs(self, net, Xk, Y, sw, n_threads)
+            _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads)
 
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -256,29 +255,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         """Output-layer activations of X, computed by the compiled forward pass."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        net = self._get_net()
-        dtype = np.promote_types(X.dtype, net.dtype)
-        if dtype not in (np.float32, np.float64):
-            dtype = np.dtype(np.float64)
-        params_net = net if dtype == net.dtype else Network(
-            net.sizes, dtype, net.params.astype(dtype))
-        Xk = as_kernel_input(X, dtype)
-        n = X.shape[0]
-        out = np.empty((n, int(net.sizes[-1])), dtype=dtype)
-        if n == 0:
-            return out
         n_threads = _threads.resolve_n_threads(self.n_jobs)
-        n_threads = _threads.effective_threads(min(n_threads, max(1, n // 64)))
-        # Row blocks sized independently of n_jobs, so predictions are too.
-        block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
-        sizes = net.sizes
-        max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
-        ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)
-        kernel = _threads.pick(K.predict_serial, K.predict_parallel, n_threads)
-        with _threads.thread_limits(n_threads):
-            kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, params_net.params, out, ws,
-                   self._act_code, self._out_code, block, n_threads)
-        return out
+        return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)

@@ -108,7 +108,7 @@ def _spy_kernels():
     real = _training._run_batches
 
     def spy(kernel, *args):
-        calls.append([kernel is _training.K.train_batches_parallel, numba.get_num_threads()])
+        calls.append([kernel is _training.TRAIN.parallel, numba.get_num_threads()])
         return real(kernel, *args)
 
     _training._run_batches = spy

@@ -29,6 +29,8 @@ import _reference as ref
 from conftest import tol
 from fastbp import BPClassifier, _threads, _training
 from fastbp._kernels import (
+    PREDICT,
+    TRAIN,
     predict_parallel,
     predict_serial,
     train_batches_parallel,
@@ -129,9 +131,10 @@ def assert_close(actual, desired, dtype, scale=1.0, err_msg=""):
 
 
 def threads_for(n_threads):
-    eff = _threads.effective_threads(n_threads)
+    kernel, eff = _threads.choose(TRAIN, n_threads)
     assert eff == n_threads  # the parallel variant really runs
-    return _threads.pick(train_batches_serial, train_batches_parallel, eff)
+    assert kernel is (train_batches_parallel if n_threads > 1 else train_batches_serial)
+    return kernel
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +263,7 @@ def kernel_epoch(net, opt, Xk, Y, sw, order, batch_size, activation, out_act, al
     if chunks is None:
         chunks = [(0, n_batches)]
     ws = Workspace(net.sizes, net.dtype, batch_size, n_blocks)
-    hp = opt.kernel_hp(alpha)
+    hp = opt.kernel_hyper(alpha)
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
     total = 0.0
     with _threads.thread_limits(n_threads):
@@ -468,9 +471,8 @@ def run_predict(net, X, dtype, a_code, o_code, block, n_threads):
     max_width = int(max(sizes[1:].max(), sizes[0] if sparse else 1))
     ws = np.empty((n_threads, 3, block * max_width), dtype=dtype)
     out = np.full((n, int(sizes[-1])), np.nan, dtype=dtype)
-    eff = _threads.effective_threads(n_threads)
+    kernel, eff = _threads.choose(PREDICT, n_threads)
     assert eff == n_threads
-    kernel = _threads.pick(predict_serial, predict_parallel, eff)
     with _threads.thread_limits(eff):
         assert kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, net.params, out, ws,
                       a_code, o_code, block, eff) is None
@@ -657,14 +659,14 @@ def test_gradient_is_bitwise_identical_across_thread_counts(rng, dtype):
 def test_kernel_hp_layout():
     """The hyper-parameter vector the kernels read is what the optimizers write."""
     opt = SGDOptimizer(10, np.float32, 0.2, "constant", 0.7, False, 0.5)
-    hp = opt.kernel_hp(0.25)
-    assert hp.dtype == np.float64 and hp.shape == (KO.N_HP,)
-    assert (hp[KO.HP_LR], hp[KO.HP_MOMENTUM], hp[KO.HP_NESTEROV], hp[KO.HP_ALPHA]) == (
+    hp = opt.kernel_hyper(0.25)
+    assert hp.dtype == np.float64 and hp.shape == (KO.N_HYPER,)
+    assert (hp[KO.HYPER_LR], hp[KO.HYPER_MOMENTUM], hp[KO.HYPER_NESTEROV], hp[KO.HYPER_ALPHA]) == (
         0.2, 0.7, 0.0, 0.25)
-    assert hp[KO.HP_CLIP_EPS] == np.finfo(np.float32).eps
+    assert hp[KO.HYPER_CLIP_EPS] == np.finfo(np.float32).eps
     adam = AdamOptimizer(10, np.float64, 0.03, 0.8, 0.99, 1e-7)
-    hp = adam.kernel_hp(0.0)
-    assert (hp[KO.HP_LR_INIT], hp[KO.HP_BETA1], hp[KO.HP_BETA2], hp[KO.HP_EPSILON]) == (
+    hp = adam.kernel_hyper(0.0)
+    assert (hp[KO.HYPER_LR_INIT], hp[KO.HYPER_BETA1], hp[KO.HYPER_BETA2], hp[KO.HYPER_EPSILON]) == (
         0.03, 0.8, 0.99, 1e-7)
     assert adam.moments.shape == (2, 10) and opt.moments.shape == (1, 10)
     assert adam.code == KO.ADAM and opt.code == KO.SGD
@@ -709,7 +711,7 @@ def test_step_range_is_sklearns_update_in_the_array_dtype(rng, solver, dtype):
 
     w_before, mom_before = w.copy(), moments.copy()
     KO.step_range(w, raw, moments, p0, p1, alpha, n_rows, opt.code,
-                  opt.kernel_hp(alpha), lr_t)
+                  opt.kernel_hyper(alpha), lr_t)
     np.testing.assert_array_equal(w[p0:p1], sk_params[0])
     if solver == "adam":
         np.testing.assert_array_equal(moments[0, p0:p1], sk.ms[0])

@@ -50,7 +50,7 @@ def _spy_kernel_calls(monkeypatch):
     real = _training._run_batches
 
     def spy(kernel, *args):
-        calls.append((kernel is _training.K.train_batches_parallel, numba.get_num_threads()))
+        calls.append((kernel is _training.TRAIN.parallel, numba.get_num_threads()))
         return real(kernel, *args)
 
     monkeypatch.setattr(_training, "_run_batches", spy)
@@ -355,7 +355,7 @@ def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
 
     def spy(kernel, *args):
         lo, hi = args[-2], args[-1]
-        calls.append((kernel is _training.K.train_batches_serial, lo, hi))
+        calls.append((kernel is _training.TRAIN.serial, lo, hi))
         return real_run(kernel, *args)
 
     def record(self, seconds, n_batches):  # parallel measured 2x faster, always

@@ -275,7 +275,7 @@ def test_gradient_of_a_non_finite_loss_is_nan_not_workspace_garbage():
     net = Network([2, 3, 1], np.float64)
     net.params[...] = 1.0
     ws = Workspace(net.sizes, np.float64, 4, 1)
-    ws.raw[...] = 123.0  # what a reused workspace might hold
+    ws.grad_sums[...] = 123.0  # what a reused workspace might hold
     loss, grad = loss_and_gradient(net, as_kernel_input(X, np.float64), Y, np.ones(4),
                                    0, 0, 0.0, ws, 1)
     assert loss == np.inf
@@ -523,3 +523,20 @@ def test_binarize_multilabel_goes_through_the_binarizer():
     Y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
     lb = LabelBinarizer().fit(Y)
     np.testing.assert_array_equal(_binarize(lb, Y), Y.astype(bool))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_buffers_of_every_thread_are_aligned_alike(dtype):
+    """Each thread's predict buffers start on a 64-byte boundary, so an
+    alignment-sensitive BLAS kernel cannot make a prediction depend on the
+    thread that computed it."""
+    from fastbp._network import ALIGN, _padded, aligned_empty
+
+    for n_threads, slab in [(1, 7), (2, 33), (3, 1000), (4, 16)]:
+        ws = aligned_empty((n_threads, 3, _padded(slab, dtype)), dtype)
+        assert ws.dtype == dtype and ws.flags.c_contiguous and ws.flags.writeable
+        assert ws.shape[2] >= slab
+        for t in range(n_threads):
+            for k in range(3):
+                assert ws[t, k].ctypes.data % ALIGN == 0
+

@@ -9,12 +9,19 @@ return None or a float loss.  All float arrays of one call share one dtype
 two specializations.
 """
 
+from collections import namedtuple
+
 from .network import (
     predict_parallel,
     predict_serial,
     train_batches_parallel,
     train_batches_serial,
 )
+
+# The two builds of each entry point; fastbp._threads.choose picks one per call.
+KernelPair = namedtuple("KernelPair", ["serial", "parallel"])
+TRAIN = KernelPair(train_batches_serial, train_batches_parallel)
+PREDICT = KernelPair(predict_serial, predict_parallel)
 
 DISPATCHERS = {
     "train_batches_serial": train_batches_serial,
@@ -23,5 +30,5 @@ DISPATCHERS = {
     "predict_parallel": predict_parallel,
 }
 
-__all__ = ["DISPATCHERS", "predict_parallel", "predict_serial",
-           "train_batches_parallel", "train_batches_serial"]
+__all__ = ["DISPATCHERS", "PREDICT", "TRAIN", "KernelPair", "predict_parallel",
+           "predict_serial", "train_batches_parallel", "train_batches_serial"]

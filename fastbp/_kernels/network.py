@@ -7,13 +7,16 @@ Data layout (see ``fastbp/_network.py``):
 * ``params`` (n_params,): all W_l raveled (C order), then all b_l -- the order of
   scikit-learn's ``_pack``.  ``coefs_``/``intercepts_`` are views of it.
 * ``acts`` holds a (cap, sizes[k]) block per unit layer k = 0..L (block 0 is the
-  gathered input batch); ``deltas`` a (cap, sizes[k]) block per k = 1..L.
+  gathered input batch); ``deltas`` a (cap, sizes[k]) block per k = 1..L;
+  ``grad_sums`` (n_params,) the batch sums a_l^T delta_{l+1} and of delta_{l+1},
+  laid out like ``params``.  ``layer_offsets`` says where each block starts and
+  ``block`` views one; nothing else computes an offset.
 * The input is ``X`` dense (n, n_features) *or* CSR ``(Xdata, Xindices,
   Xindptr)``: the other is empty.  One compiled specialization per float dtype
   serves both; a CSR batch is densified row by row into block 0.
 
 A mini-batch is split into ``n_blocks`` (J) work blocks.  J depends on the
-machine, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so every BLAS
+machine's CPU count, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so every BLAS
 call has the same shape for any thread count and the weights come out bitwise
 identical whatever the number of threads (OpenBLAS's sgemm rounds row blocks of
 different sizes differently, so splitting by thread would not be):
@@ -21,7 +24,8 @@ different sizes differently, so splitting by thread would not be):
 1. rows (a parallel region): block j holds batch rows [j*b/J, (j+1)*b/J).  Its
    thread gathers them, runs the forward pass (``np.dot`` into its row slice,
    bias, activation), the output loss and delta, and the delta recursion
-   delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer.
+   delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer
+   (``forward_backward_rows``).
 2. gradients and the step, on one of two schedules (``partials`` has J rows or
    none; ``fastbp._network.uses_partials`` picks the one that moves fewer
    values between cores, which is a function of the shapes and J only):
@@ -30,12 +34,14 @@ different sizes differently, so splitting by thread would not be):
      rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and the matching slice of
      every b_l.  Its thread computes those rows of a_l^T delta_{l+1} over the
      whole batch (BLAS on the column block in place, so the sum over batch
-     rows is never split), then applies the optimizer step to exactly them.
+     rows is never split), then applies the optimizer step to exactly them
+     (``owned_gradient_and_step``).
    * per-block partials (small networks): still in region 1, block j computes
      a_l^T delta_{l+1} over its own rows into ``partials[j]`` while they are
-     in its cache; then, serially, the partials are summed in block order and
-     one optimizer step covers all parameters.  One parallel region per
-     mini-batch instead of two, and no activations cross cores.
+     in its cache (``rows_gradient``); then, serially, the partials are summed
+     in block order and one optimizer step covers all parameters
+     (``sum_partials_and_step``).  One parallel region per mini-batch instead
+     of two, and no activations cross cores.
 
 No atomics, nothing allocated per batch.  BLAS runs single-threaded inside the
 regions (``fastbp._threads`` pins it for the call), so threads are never
@@ -49,42 +55,56 @@ from .._config import FASTMATH_SAFE, jit, jit_variants
 from .activations import bias_activate, mul_derivative
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, output_activate
-from .optimizers import ADAM, HP_ALPHA, HP_BETA1, HP_BETA2, HP_CLIP_EPS, HP_LR
-from .optimizers import HP_LR_INIT, adam_rate, step_range
+from .optimizers import ADAM, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
+from .optimizers import HYPER_LR, HYPER_LR_INIT, adam_rate, step_range
 
 
 @jit
 def layer_offsets(sizes, cap):
-    """Offsets of W_l, b_l in params and of the per-layer blocks in acts/deltas.
+    """Where each layer's blocks start in the flat buffers: the one place this is
+    computed (``fastbp._network`` calls it too).
 
-    Returns int64 array (5, L+1): rows w_off, b_off, a_off, d_off, r_off
-    (r_off: first row of W_l in the per-row squared-norm vector; r_off[L] is the total).
+    Returns five int64 arrays ``(w_off, b_off, a_off, d_off, sq_off)``:
+
+    * ``w_off[l]``, ``b_off[l]`` (l = 0..L-1): W_l and b_l in ``params`` (and in
+      the gradient sums); ``w_off[L]`` = number of weights, ``b_off[L]`` = of
+      parameters.
+    * ``a_off[k]`` (k = 0..L): the (cap, sizes[k]) block of unit layer k in
+      ``acts``; ``d_off[k]`` (k = 1..L) its delta block in ``deltas``;
+      ``a_off[L+1]``, ``d_off[L+1]`` are the buffers' lengths.
+    * ``sq_off[l]``: first row of W_l in the per-row squared-norm vector;
+      ``sq_off[L]`` its length.
     """
     n_layers = sizes.shape[0] - 1
-    off = np.zeros((5, n_layers + 1), dtype=np.int64)
+    w_off = np.zeros(n_layers + 1, dtype=np.int64)
+    b_off = np.zeros(n_layers + 1, dtype=np.int64)
+    sq_off = np.zeros(n_layers + 1, dtype=np.int64)
+    a_off = np.zeros(n_layers + 2, dtype=np.int64)
+    d_off = np.zeros(n_layers + 2, dtype=np.int64)
     n_coef = 0
     for l in range(n_layers):
         n_coef += sizes[l] * sizes[l + 1]
-    w = 0
-    b = n_coef
-    a = 0
-    d = 0
-    r = 0
+    b_off[0] = n_coef
+    for l in range(n_layers):
+        w_off[l + 1] = w_off[l] + sizes[l] * sizes[l + 1]
+        b_off[l + 1] = b_off[l] + sizes[l + 1]
+        sq_off[l + 1] = sq_off[l] + sizes[l]
     for k in range(n_layers + 1):
-        off[2, k] = a
-        a += cap * sizes[k]
-        if k >= 1:
-            off[3, k] = d
-            d += cap * sizes[k]
-        if k < n_layers:
-            off[0, k] = w
-            off[1, k] = b
-            off[4, k] = r
-            w += sizes[k] * sizes[k + 1]
-            b += sizes[k + 1]
-            r += sizes[k]
-    off[4, n_layers] = r
-    return off
+        a_off[k + 1] = a_off[k] + cap * sizes[k]
+    d_off[1] = 0
+    for k in range(1, n_layers + 1):
+        d_off[k + 1] = d_off[k] + cap * sizes[k]
+    return w_off, b_off, a_off, d_off, sq_off
+
+
+@jit
+def block(buf, start, rows, cols):
+    """The (rows, cols) C-ordered matrix stored at ``buf[start:]``, as a view.
+
+    Every layer's weights, activations, deltas and gradients live in flat
+    buffers at the offsets of ``layer_offsets``; this is how kernels see one.
+    """
+    return buf[start:start + rows * cols].reshape((rows, cols))
 
 
 @jit
@@ -127,9 +147,146 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
         rowsq[r0 + i] = s
 
 
+@jit
+def squared_norm(params, sizes, w_off, sq_off, rowsq):
+    """||W||^2 over every layer's weights (not the biases), row sums in order.
+
+    Refreshes ``rowsq`` from ``params`` first.  Returns a float.
+    """
+    n_layers = sizes.shape[0] - 1
+    for l in range(n_layers):
+        sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
+    return sum_rowsq(rowsq, sq_off[n_layers])
+
+
+@jit
+def sum_rowsq(rowsq, n):
+    """sum(rowsq[:n]) left to right: ||W||^2 from the per-row sums."""
+    total = 0.0
+    for i in range(n):
+        total += rowsq[i]
+    return total
+
+
+@jit
+def forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, params,
+                          w_off, b_off, a_off, d_off, acts, deltas, rowloss,
+                          act_code, out_code, clip_eps, bsz, r0, r1):
+    """Rows [r0, r1) of a mini-batch of ``bsz`` rows: gather, forward pass, output
+    loss and delta, and the delta recursion back to the first hidden layer.
+
+    ``rows_idx`` are the sample indices of these rows.  Writes those rows of
+    every activation and delta block, and ``rowloss[r0:r1]`` (the weighted
+    per-row loss).  Reads ``params`` only.  Returns None.
+    """
+    n_layers = sizes.shape[0] - 1
+    gather_rows(X, Xdata, Xindices, Xindptr, rows_idx,
+                block(acts, a_off[0], bsz, sizes[0])[r0:r1])
+    for l in range(n_layers):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        A_in = block(acts, a_off[l], bsz, fi)[r0:r1]
+        A_out = block(acts, a_off[l + 1], bsz, fo)[r0:r1]
+        gemm_nn(A_in, block(params, w_off[l], fi, fo), A_out)
+        bias = params[b_off[l]:b_off[l] + fo]
+        if l < n_layers - 1:
+            bias_activate(A_out, bias, act_code)
+        else:
+            output_activate(A_out, bias, out_code)
+            loss_and_delta(A_out, Y, sw, rows_idx, block(deltas, d_off[l + 1], bsz, fo)[r0:r1],
+                           rowloss[r0:r1], out_code, clip_eps)
+    for k in range(n_layers - 1, 0, -1):  # delta_k = (delta_{k+1} W_k^T) * f'(a_k)
+        fk = sizes[k]
+        fn = sizes[k + 1]
+        D_k = block(deltas, d_off[k], bsz, fk)[r0:r1]
+        gemm_nt(block(deltas, d_off[k + 1], bsz, fn)[r0:r1], block(params, w_off[k], fk, fn),
+                D_k)
+        mul_derivative(block(acts, a_off[k], bsz, fk)[r0:r1], D_k, act_code)
+
+
+@jit
+def rows_gradient(sizes, w_off, b_off, a_off, d_off, acts, deltas, grads, bsz, r0, r1):
+    """The per-block-partials schedule, in the row region: the gradient sums
+    a_l^T delta_{l+1} and column sums of delta_{l+1} over rows [r0, r1) only,
+    into ``grads`` (one row of ``partials``), while those rows are in cache.
+    Zeroes ``grads`` when the block has no rows.  Returns None.
+    """
+    n_layers = sizes.shape[0] - 1
+    zero = np.int64(0)  # a literal 0 would compile another specialization of the callee
+    for l in range(n_layers):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        D = block(deltas, d_off[l + 1], bsz, fo)[r0:r1]
+        gemm_tn_cols(block(acts, a_off[l], bsz, fi)[r0:r1], zero, fi, D,
+                     block(grads, w_off[l], fi, fo))
+        column_sums(D, zero, fo, grads[b_off[l]:b_off[l] + fo])
+
+
+@jit
+def sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_off,
+                          sq_off, alpha, sw_sum, opt_code, hyper, lr_t):
+    """The per-block-partials schedule, after the row region (serial): the
+    blocks' partial gradients summed in block order into ``grad_sums``, one
+    optimizer step over all parameters (a few thousand: less than a parallel
+    region costs), and the rows' squared norms of the new weights.  Returns None.
+    """
+    n_layers = sizes.shape[0] - 1
+    n_coef = w_off[n_layers]
+    n_params = grad_sums.shape[0]
+    # Loops, not ``grad_sums[:] = partials[0]``: numba's slice assignment
+    # compiles a shape-error message builder that took 3 s.
+    first = partials[0]
+    for p in range(n_params):
+        grad_sums[p] = first[p]
+    for j in range(1, partials.shape[0]):
+        part = partials[j]
+        for p in range(n_params):
+            grad_sums[p] += part[p]
+    step_range(params, grad_sums, moments, np.int64(0), n_coef, alpha, sw_sum, opt_code,
+               hyper, lr_t)
+    step_range(params, grad_sums, moments, n_coef, n_params, 0.0, sw_sum, opt_code, hyper,
+               lr_t)
+    for l in range(n_layers):
+        sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
+
+
+@jit
+def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, deltas,
+                            grad_sums, params, moments, rowsq, alpha, sw_sum, opt_code,
+                            hyper, lr_t, bsz, j, n_blocks):
+    """The parameter-owned schedule, one block of the second region: block ``j``
+    of ``n_blocks`` owns rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and the
+    matching slice of every b_l.  It computes their gradient sums over the whole
+    batch (BLAS on the column block of a_l in place, so the sum over the batch
+    is never split), steps exactly those parameters and refreshes their rows'
+    squared norms.  Returns None.
+    """
+    n_layers = sizes.shape[0] - 1
+    for l in range(n_layers):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        D = block(deltas, d_off[l + 1], bsz, fo)
+        i0 = j * fi // n_blocks
+        i1 = (j + 1) * fi // n_blocks
+        if i1 > i0:
+            p0 = w_off[l] + i0 * fo
+            gemm_tn_cols(block(acts, a_off[l], bsz, fi), i0, i1, D,
+                         block(grad_sums, p0, i1 - i0, fo))
+            step_range(params, grad_sums, moments, p0, p0 + (i1 - i0) * fo, alpha, sw_sum,
+                       opt_code, hyper, lr_t)
+            sum_squares_rows(params, p0, i1 - i0, fo, rowsq, sq_off[l] + i0)
+        c0 = j * fo // n_blocks
+        c1 = (j + 1) * fo // n_blocks
+        if c1 > c0:
+            q0 = b_off[l]
+            column_sums(D, c0, c1, grad_sums[q0 + c0:q0 + c1])
+            step_range(params, grad_sums, moments, q0 + c0, q0 + c1, 0.0, sw_sum, opt_code,
+                       hyper, lr_t)
+
+
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
-                   moments, acts, deltas, raw, partials, rowsq, rowloss,
-                   act_code, out_code, opt_code, hp, adam_t, loss_sum,
+                   moments, acts, deltas, grad_sums, partials, rowsq, rowloss,
+                   act_code, out_code, opt_code, hyper, adam_t, loss_sum,
                    batch_size, batch_lo, batch_hi, n_blocks):
     """Run mini-batches [batch_lo, batch_hi) of an epoch; return
     ``loss_sum + sum(batch_loss * batch_len)``, added batch by batch.
@@ -141,36 +298,24 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
 
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
-    moments (n_moments, n_params); acts/deltas/raw/rowsq/rowloss as in the module
-    docstring; partials (J or 0, n_params) per-block gradients (J rows select
-    that schedule); hp float64 (N_HP,); adam_t int64 (1,) Adam's step counter.
-    Mutates params, moments, adam_t, hp[HP_LR] (adam: the rate of the last
-    step, the only place it is computed) and the workspaces; with opt_code NONE it
-    leaves the gradient of the (single) batch in ``raw`` instead of stepping.
-    Stops early (returning a non-finite sum) if a batch loss is not finite.
+    moments (n_moments, n_params); acts/deltas/grad_sums/rowsq/rowloss as in the
+    module docstring; partials (J or 0, n_params) per-block gradients (J rows
+    select that schedule); hyper float64 (N_HYPER,); adam_t int64 (1,) Adam's
+    step counter.
+    Mutates params, moments, adam_t, hyper[HYPER_LR] (adam: the rate of the last
+    step, the only place it is computed) and the workspaces; with opt_code NONE
+    it leaves the gradient of the (single) batch in ``grad_sums`` instead of
+    stepping.  Stops early (returning a non-finite sum) if a batch loss is not
+    finite, before that batch's step.
     """
-    n_layers = sizes.shape[0] - 1
-    cap = batch_size
-    off = layer_offsets(sizes, cap)
+    w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, batch_size)
     m = order.shape[0]
-    alpha = hp[HP_ALPHA]
-    clip_eps = hp[HP_CLIP_EPS]
-    J = n_blocks
-    n_rowsq = off[4, n_layers]
-    n_coef = off[1, 0]
-    n_params = raw.shape[0]
+    alpha = hyper[HYPER_ALPHA]
+    clip_eps = hyper[HYPER_CLIP_EPS]
     by_partials = partials.shape[0] > 0
-    # A typed zero for offsets: a literal 0 in a call would compile another
-    # specialization of the callee (numba types it Literal[int](0)).
-    zero = np.int64(0)
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
-    for l in range(n_layers):
-        sum_squares_rows(params, off[0, l], sizes[l], sizes[l + 1], rowsq, off[4, l])
-    sumsq = 0.0
-    for i in range(n_rowsq):
-        sumsq += rowsq[i]
-
+    sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
     for b in range(batch_lo, batch_hi):
         start = b * batch_size
         bsz = min(batch_size, m - start)
@@ -178,47 +323,18 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         for r in range(bsz):
             sw_sum += sw[order[start + r]]
 
-        # Region 1: block j owns a block of batch rows.
-        for j in prange(J):
-            r0 = j * bsz // J
-            r1 = (j + 1) * bsz // J
+        # Region 1: block j owns rows [j*bsz/J, (j+1)*bsz/J) of the batch.
+        for j in prange(n_blocks):
+            r0 = j * bsz // n_blocks
+            r1 = (j + 1) * bsz // n_blocks
             if r1 > r0:
-                rows_idx = order[start + r0:start + r1]
-                A = acts[off[2, 0]:off[2, 0] + bsz * sizes[0]].reshape((bsz, sizes[0]))
-                gather_rows(X, Xdata, Xindices, Xindptr, rows_idx, A[r0:r1])
-                for l in range(n_layers):
-                    fi = sizes[l]
-                    fo = sizes[l + 1]
-                    Ain = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
-                    Aout = acts[off[2, l + 1]:off[2, l + 1] + bsz * fo].reshape((bsz, fo))
-                    W = params[off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
-                    bias = params[off[1, l]:off[1, l] + fo]
-                    gemm_nn(Ain[r0:r1], W, Aout[r0:r1])
-                    if l < n_layers - 1:
-                        bias_activate(Aout[r0:r1], bias, act_code)
-                    else:
-                        output_activate(Aout[r0:r1], bias, out_code)
-                        D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
-                        loss_and_delta(Aout[r0:r1], Y, sw, rows_idx, D[r0:r1],
-                                       rowloss[r0:r1], out_code, clip_eps)
-                for k in range(n_layers - 1, 0, -1):
-                    fk = sizes[k]
-                    fn = sizes[k + 1]
-                    Dn = deltas[off[3, k + 1]:off[3, k + 1] + bsz * fn].reshape((bsz, fn))
-                    Dk = deltas[off[3, k]:off[3, k] + bsz * fk].reshape((bsz, fk))
-                    Ak = acts[off[2, k]:off[2, k] + bsz * fk].reshape((bsz, fk))
-                    W = params[off[0, k]:off[0, k] + fk * fn].reshape((fk, fn))
-                    gemm_nt(Dn[r0:r1], W, Dk[r0:r1])
-                    mul_derivative(Ak[r0:r1], Dk[r0:r1], act_code)
-            if by_partials:  # this block's share of every gradient, while hot in cache
-                for l in range(n_layers):
-                    fi = sizes[l]
-                    fo = sizes[l + 1]
-                    A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
-                    D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
-                    G = partials[j, off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
-                    gemm_tn_cols(A[r0:r1], zero, fi, D[r0:r1], G)  # zeroes G if no rows
-                    column_sums(D[r0:r1], zero, fo, partials[j, off[1, l]:off[1, l] + fo])
+                forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw,
+                                      order[start + r0:start + r1], sizes, params, w_off,
+                                      b_off, a_off, d_off, acts, deltas, rowloss, act_code,
+                                      out_code, clip_eps, bsz, r0, r1)
+            if by_partials:
+                rows_gradient(sizes, w_off, b_off, a_off, d_off, acts, deltas, partials[j],
+                              bsz, r0, r1)
 
         data_loss = 0.0
         for r in range(bsz):
@@ -228,64 +344,31 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         if not np.isfinite(batch_loss):
             return loss_sum
 
-        lr_t = hp[HP_LR]
+        lr_t = hyper[HYPER_LR]
         if opt_code == ADAM:
             adam_t[0] += 1
-            lr_t = adam_rate(hp[HP_LR_INIT], hp[HP_BETA1], hp[HP_BETA2], adam_t[0])
-            hp[HP_LR] = lr_t
+            lr_t = adam_rate(hyper[HYPER_LR_INIT], hyper[HYPER_BETA1], hyper[HYPER_BETA2],
+                             adam_t[0])
+            hyper[HYPER_LR] = lr_t
 
         if by_partials:
-            # Serial: the sum of the blocks' partials in block order, then one
-            # step over all parameters (a few thousand: less than a region costs).
-            # (Loops, not ``total[:] = partials[0]``: numba's slice assignment
-            # compiles a shape-error message builder that took 3 s.)
-            total = raw[:n_params]
-            first = partials[0]
-            for p in range(n_params):
-                total[p] = first[p]
-            for jj in range(1, J):
-                part = partials[jj]
-                for p in range(n_params):
-                    total[p] += part[p]
-            step_range(params, raw, moments, zero, n_coef, alpha, sw_sum, opt_code, hp, lr_t)
-            step_range(params, raw, moments, n_coef, n_params, 0.0, sw_sum, opt_code, hp,
-                       lr_t)
-            for l in range(n_layers):
-                sum_squares_rows(params, off[0, l], sizes[l], sizes[l + 1], rowsq, off[4, l])
+            sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_off,
+                                  sq_off, alpha, sw_sum, opt_code, hyper, lr_t)
         else:
             # Region 2: block j owns rows of every W_l and a slice of every b_l.
-            for j in prange(J):
-                for l in range(n_layers):
-                    fi = sizes[l]
-                    fo = sizes[l + 1]
-                    i0 = j * fi // J
-                    i1 = (j + 1) * fi // J
-                    D = deltas[off[3, l + 1]:off[3, l + 1] + bsz * fo].reshape((bsz, fo))
-                    if i1 > i0:
-                        w = i1 - i0
-                        A = acts[off[2, l]:off[2, l] + bsz * fi].reshape((bsz, fi))
-                        G = raw[off[0, l] + i0 * fo:off[0, l] + i1 * fo].reshape((w, fo))
-                        gemm_tn_cols(A, i0, i1, D, G)
-                        p0 = off[0, l] + i0 * fo
-                        step_range(params, raw, moments, p0, p0 + w * fo, alpha, sw_sum,
-                                   opt_code, hp, lr_t)
-                        sum_squares_rows(params, p0, w, fo, rowsq, off[4, l] + i0)
-                    c0 = j * fo // J
-                    c1 = (j + 1) * fo // J
-                    if c1 > c0:
-                        q0 = off[1, l]
-                        column_sums(D, c0, c1, raw[q0 + c0:q0 + c1])
-                        step_range(params, raw, moments, q0 + c0, q0 + c1, 0.0, sw_sum,
-                                   opt_code, hp, lr_t)
-
-        sumsq = 0.0
-        for i in range(n_rowsq):
-            sumsq += rowsq[i]
+            for j in prange(n_blocks):
+                # (int64: a prange index is unsigned in the parallel build, which
+                # would compile the callee a second time)
+                owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts,
+                                        deltas, grad_sums, params, moments, rowsq, alpha,
+                                        sw_sum, opt_code, hyper, lr_t, bsz, np.int64(j),
+                                        n_blocks)
+        sumsq = sum_rowsq(rowsq, sq_off[sizes.shape[0] - 1])
     return loss_sum
 
 
 def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
-             act_code, out_code, block, n_threads):
+             act_code, out_code, block_rows, n_threads):
     """Forward pass of every row into ``out`` (n_samples, n_out), in row blocks.
 
     ws (n_threads, 3, block * max_width) per-thread ping-pong buffers (slot 2 is
@@ -294,17 +377,18 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
     """
     n_layers = sizes.shape[0] - 1
     n = out.shape[0]
-    off = layer_offsets(sizes, 1)
-    n_blocks = (n + block - 1) // block
+    w_off, b_off, _, _, _ = layer_offsets(sizes, 1)
+    n_blocks = (n + block_rows - 1) // block_rows
     T = n_threads
     sparse = Xindptr.shape[0] > 0
+    zero = np.int64(0)  # a literal 0 would compile another specialization of block
     for t in prange(T):
         for blk_id in range(t, n_blocks, T):
-            r0 = blk_id * block
-            r1 = min(r0 + block, n)
+            r0 = blk_id * block_rows
+            r1 = min(r0 + block_rows, n)
             rows = r1 - r0
             if sparse:
-                Xin = ws[t, 2, :rows * sizes[0]].reshape((rows, sizes[0]))
+                Xin = block(ws[t, 2], zero, rows, sizes[0])
                 for r in range(rows):
                     densify_csr_row(Xdata, Xindices, Xindptr, r0 + r, Xin[r])
             else:
@@ -312,17 +396,16 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
             for l in range(n_layers):
                 fi = sizes[l]
                 fo = sizes[l + 1]
-                W = params[off[0, l]:off[0, l] + fi * fo].reshape((fi, fo))
-                bias = params[off[1, l]:off[1, l] + fo]
+                W = block(params, w_off[l], fi, fo)
+                bias = params[b_off[l]:b_off[l] + fo]
                 if l == n_layers - 1:
                     Aout = out[r0:r1]
                 else:
-                    Aout = ws[t, l % 2, :rows * fo].reshape((rows, fo))
+                    Aout = block(ws[t, l % 2], zero, rows, fo)
                 if l == 0:
                     gemm_nn(Xin, W, Aout)
                 else:
-                    Ain = ws[t, (l - 1) % 2, :rows * fi].reshape((rows, fi))
-                    gemm_nn(Ain, W, Aout)
+                    gemm_nn(block(ws[t, (l - 1) % 2], zero, rows, fi), W, Aout)
                 if l < n_layers - 1:
                     bias_activate(Aout, bias, act_code)
                 else:

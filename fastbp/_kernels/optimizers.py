@@ -1,13 +1,13 @@
 """In-place optimizer steps over a contiguous range of the flat parameter vector.
 
-The gradient of parameter p is ``g = (raw[p] + l2 * params[p]) / sw_sum`` where
-``raw`` holds sum_rows a_prev^T delta (or the bias column sums), ``l2`` is
+The gradient of parameter p is ``g = (grad_sums[p] + l2 * params[p]) / sw_sum`` where
+``grad_sums`` holds sum_rows a_prev^T delta (or the bias column sums), ``l2`` is
 ``alpha`` for weights and 0 for intercepts: scikit-learn's
 ``(a^T delta + alpha W) / n``.  The step math is scikit-learn's
 ``SGDOptimizer`` / ``AdamOptimizer`` exactly, but done in place on one range,
 so every thread updates only the parameters it owns.
 
-Hyper-parameters travel in one float64 vector ``hp`` indexed by the ``HP_*``
+Hyper-parameters travel in one float64 vector ``hyper`` indexed by the ``HYPER_*``
 constants (rmsprop/adamw add entries, not arguments).
 """
 
@@ -18,22 +18,22 @@ from numba.extending import overload
 
 from .._config import CACHE, jit
 
-NONE = 0  # store the gradient in ``raw`` (used by L-BFGS and the tests)
+NONE = 0  # store the gradient in ``grad_sums`` (used by L-BFGS and the tests)
 SGD = 1
 ADAM = 2
 
 SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
 
-HP_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
-HP_MOMENTUM = 1
-HP_NESTEROV = 2
-HP_BETA1 = 3
-HP_BETA2 = 4
-HP_EPSILON = 5
-HP_ALPHA = 6
-HP_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log losses
-HP_LR_INIT = 8
-N_HP = 9
+HYPER_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
+HYPER_MOMENTUM = 1
+HYPER_NESTEROV = 2
+HYPER_BETA1 = 3
+HYPER_BETA2 = 4
+HYPER_EPSILON = 5
+HYPER_ALPHA = 6
+HYPER_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log losses
+HYPER_LR_INIT = 8
+N_HYPER = 9
 
 
 def as_dtype_of(arr, x):
@@ -60,7 +60,7 @@ def adam_rate(lr_init, beta_1, beta_2, t):
     The powers go through C ``pow`` on doubles, as Python's ``float ** int``
     does; numba's ``**`` with an integer exponent multiplies by repeated
     squaring instead, which differed by an ulp in ~3% of float64 steps.  The
-    epoch kernel is the only caller (and hands the rate back in ``hp``), so the
+    epoch kernel is the only caller (and hands the rate back in ``hyper``), so the
     rate has one source.
     """
     tt = float(t)
@@ -68,13 +68,13 @@ def adam_rate(lr_init, beta_1, beta_2, t):
 
 
 @jit
-def step_range(params, raw, moments, p0, p1, l2, sw_sum, opt_code, hp, lr_t):
+def step_range(params, grad_sums, moments, p0, p1, l2, sw_sum, opt_code, hyper, lr_t):
     """Apply one optimizer step to params[p0:p1].
 
-    Shapes: params, raw (n_params,); moments (n_moments, n_params) -- sgd uses
+    Shapes: params, grad_sums (n_params,); moments (n_moments, n_params) -- sgd uses
     row 0 (velocity), adam rows 0 (m) and 1 (v).  ``lr_t`` is the learning rate
     of this step (already bias-corrected for adam).
-    Mutates params and moments (or raw when opt_code == NONE).  Returns None.
+    Mutates params and moments (or grad_sums when opt_code == NONE).  Returns None.
 
     The arithmetic is done in the arrays' dtype, as scikit-learn does with numpy
     (a Python float meeting a float32 array is rounded to float32 first; constants
@@ -84,15 +84,15 @@ def step_range(params, raw, moments, p0, p1, l2, sw_sum, opt_code, hp, lr_t):
     11x slower in float32; mixing in float64 scalars cost 4x more).
     """
     w = params[p0:p1]
-    g_sum = raw[p0:p1]
+    g_sum = grad_sums[p0:p1]
     n = p1 - p0
     l2_ = as_dtype_of(params, l2)
     sw = as_dtype_of(params, sw_sum)
     lr = as_dtype_of(params, lr_t)
     if opt_code == SGD:
-        mom = as_dtype_of(params, hp[HP_MOMENTUM])
+        mom = as_dtype_of(params, hyper[HYPER_MOMENTUM])
         vel = moments[0, p0:p1]
-        if hp[HP_NESTEROV] != 0.0:
+        if hyper[HYPER_NESTEROV] != 0.0:
             for i in range(n):
                 g = (g_sum[i] + l2_ * w[i]) / sw
                 v = mom * vel[i] - lr * g
@@ -105,11 +105,11 @@ def step_range(params, raw, moments, p0, p1, l2, sw_sum, opt_code, hp, lr_t):
                 vel[i] = v
                 w[i] += v
     elif opt_code == ADAM:
-        b1 = as_dtype_of(params, hp[HP_BETA1])
-        c1 = as_dtype_of(params, 1.0 - hp[HP_BETA1])
-        b2 = as_dtype_of(params, hp[HP_BETA2])
-        c2 = as_dtype_of(params, 1.0 - hp[HP_BETA2])
-        eps = as_dtype_of(params, hp[HP_EPSILON])
+        b1 = as_dtype_of(params, hyper[HYPER_BETA1])
+        c1 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA1])
+        b2 = as_dtype_of(params, hyper[HYPER_BETA2])
+        c2 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA2])
+        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
         m = moments[0, p0:p1]
         v = moments[1, p0:p1]
         for i in range(n):
