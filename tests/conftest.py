@@ -35,3 +35,18 @@ def schedule(request, monkeypatch):
     force = request.param == "partials"
     monkeypatch.setattr(_network, "uses_partials", lambda sizes, cap, n_blocks: force)
     return request.param
+
+
+def diverging_regression():
+    """``(X, y, params)``: standardized data on which sgd with lr 0.5 and
+    momentum 0.9 trains for a few epochs, then blows up -- the loss is
+    non-finite in epoch 6 and the best validation score is epoch 4's (checked
+    against scikit-learn in test_vs_sklearn.py)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 5))
+    y = X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)
+    params = dict(solver="sgd", hidden_layer_sizes=(4,), learning_rate_init=0.5,
+                  momentum=0.9, batch_size=20, early_stopping=True,
+                  n_iter_no_change=1000, max_iter=100, random_state=0)
+    return X, y, params
+

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
+from conftest import diverging_regression
 from fastbp import BPClassifier, BPRegressor
 
 
@@ -183,22 +184,8 @@ def test_divergence_raises_and_keeps_previous_model():
     assert not hasattr(reg, "coefs_")
 
 
-def _diverging_regression():
-    """Standardized data on which sgd with lr 0.5 and momentum 0.9 trains for a
-    few epochs, then blows up: the loss is non-finite in epoch 6, the best
-    validation score was epoch 4's (checked against scikit-learn in
-    test_vs_sklearn.py::test_divergence_with_early_stopping_matches_sklearns_best)."""
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(200, 5))
-    y = X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)
-    params = dict(solver="sgd", hidden_layer_sizes=(4,), learning_rate_init=0.5,
-                  momentum=0.9, batch_size=20, early_stopping=True,
-                  n_iter_no_change=1000, max_iter=100, random_state=0)
-    return X, y, params
-
-
 def test_divergence_with_early_stopping_restores_the_best_epoch():
-    X, y, params = _diverging_regression()
+    X, y, params = diverging_regression()
     with pytest.warns(ConvergenceWarning,
                       match=r"non-finite in epoch 6: training stopped there and the "
                             r"weights of epoch 4 \(the best validation score, 0\.084.*\) "
@@ -223,7 +210,7 @@ def test_divergence_with_early_stopping_restores_the_best_epoch():
 def test_divergence_with_early_stopping_warm_start_names_the_starting_weights():
     """A warm-started fit whose first epoch diverges keeps the weights it started
     from (the best score so far came from the earlier fit) and says so."""
-    X, y, params = _diverging_regression()
+    X, y, params = diverging_regression()
     reg = BPRegressor(**{**params, "learning_rate_init": 0.01, "max_iter": 3},
                       warm_start=True).fit(X, y)
     start = [c.copy() for c in reg.coefs_ + reg.intercepts_]
@@ -240,7 +227,7 @@ def test_divergence_with_early_stopping_warm_start_names_the_starting_weights():
 
 def test_divergence_in_the_first_epoch_with_early_stopping_raises():
     """Nothing to keep: no epoch had a finite validation score."""
-    X, y, params = _diverging_regression()
+    X, y, params = diverging_regression()
     reg = BPRegressor(**{**params, "learning_rate_init": 50.0})
     with pytest.raises(ValueError, match=r"non-finite in epoch 1; lower learning_rate_init "
                                          r"\(it is 50\.0\).*left as it was before"):

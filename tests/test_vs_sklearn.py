@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import _reference as ref
-from conftest import tol
+from conftest import diverging_regression, tol
 from fastbp import BPClassifier, BPRegressor
 
 BP = {MLPClassifier: BPClassifier, MLPRegressor: BPRegressor}
@@ -253,12 +253,8 @@ def test_divergence_with_early_stopping_matches_sklearns_best():
     """Both end with the weights of the best epoch before the divergence.
     scikit-learn trains on to max_iter recording nan scores; fastbp stops at the
     first non-finite loss (and warns), so its curves are scikit-learn's, cut there."""
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(200, 5))
-    y = X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)
-    params = dict(solver="sgd", hidden_layer_sizes=(4,), learning_rate_init=0.5,
-                  momentum=0.9, batch_size=20, early_stopping=True,
-                  n_iter_no_change=1000, max_iter=30, random_state=0)
+    X, y, params = diverging_regression()
+    params["max_iter"] = 30
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # sklearn's overflows
         sk = quiet_fit(MLPRegressor(**params), X, y)
