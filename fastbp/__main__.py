@@ -5,7 +5,7 @@ weights and see the same mini-batches.  The script prints, in order:
 
 * the data set and settings;
 * a notice that the first run in a fresh environment compiles fastbp's kernels
-  (roughly 15-25 s per dtype; they are cached on disk, so later runs load them
+  (roughly 10-25 s per dtype; they are cached on disk, so later runs load them
   in well under a second), then the time of that first fit + predict, which
   compiles the kernels or loads them from the cache;
 * a table of each model's test accuracy, median fit time over ``--repeats``
@@ -140,7 +140,7 @@ def main(argv=None):
         warnings.simplefilter("ignore", ConvergenceWarning)
 
         print("The first run in a fresh environment compiles fastbp's kernels "
-              "(roughly 15-25 s per dtype); they are cached on disk, so later runs "
+              "(roughly 10-25 s per dtype); they are cached on disk, so later runs "
               "load them in well under a second.", flush=True)
         # Warm-up: a fit and a predict through every kernel variant the timed
         # runs and the scores use, so those are compile-free.  At least 3 epochs

@@ -131,7 +131,7 @@ def test_main_end_to_end(capsys):
                         "hidden=(8,), solver=adam, max_iter=2")
     notice = next(i for i, line in enumerate(lines) if "first run in a fresh environment" in line)
     assert "compiles fastbp's kernels" in lines[notice]
-    assert "15-25 s per dtype" in lines[notice]
+    assert "10-25 s per dtype" in lines[notice]
     assert "cached on disk" in lines[notice]
     first = next(i for i, line in enumerate(lines) if line.startswith("first fit + predict"))
     assert re.fullmatch(r"first fit \+ predict \(compiles kernels or loads them from the "
