@@ -8,8 +8,9 @@ import these functions by name).  The fingerprint covers every public fitted att
 optimizer state and the predictions, bit for bit.
 
 MODE is ``plain`` (fit here), ``fork``/``spawn`` (fit in a child process of
-that start method, after this process ran parallel kernels) or ``loky`` (fit in
-a joblib/loky worker, as GridSearchCV(n_jobs=2) does).
+that start method, after this process ran parallel kernels), ``loky`` (fit in
+a joblib/loky worker, as GridSearchCV(n_jobs=2) does) or ``dask`` (fit in a
+worker of a local dask.distributed cluster).
 """
 
 import hashlib
@@ -115,6 +116,21 @@ def _spy_kernels():
     return calls
 
 
+def _fit_in_dask_worker(n_jobs):
+    """fit_all in a worker of a local dask cluster (its nanny sets
+    OMP_NUM_THREADS=1 there), on loopback, scratch space in a temp dir."""
+    import tempfile
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"temporary-directory": tempfile.mkdtemp()}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                         processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        return client.submit(fit_all, n_jobs, pure=False).result()
+
+
 def run(mode, n_jobs=None):
     import numba
 
@@ -128,6 +144,8 @@ def run(mode, n_jobs=None):
             from joblib import Parallel, delayed
 
             states = Parallel(n_jobs=2)(delayed(fit_all)(n_jobs) for _ in range(2))[1]
+        elif mode == "dask":
+            states = _fit_in_dask_worker(n_jobs)
         else:
             import multiprocessing
 

@@ -249,6 +249,7 @@ PROCESS_VARIANTS = {
     # loky gives its workers NUMBA_NUM_THREADS=cpu_count()//2 unless the parent
     # sets it: leave it unset
     "loky-worker": ("loky", None, {}),
+    "dask-worker": ("dask", None, {}),
 }
 
 
