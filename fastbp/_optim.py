@@ -10,7 +10,8 @@ import numpy as np
 
 from ._kernels import optimizers as optimizer_kernels
 
-__all__ = ["SGDOptimizer", "AdamOptimizer", "make_optimizer"]
+__all__ = ["AdamOptimizer", "AdamWOptimizer", "RMSpropOptimizer", "SGDOptimizer",
+           "make_optimizer"]
 
 
 class _BaseOptimizer:
@@ -105,9 +106,44 @@ class AdamOptimizer(_BaseOptimizer):
             self.learning_rate = float(self.hyper[optimizer_kernels.HYPER_LR])
 
 
+class AdamWOptimizer(AdamOptimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): before each
+    Adam step the weights (not the intercepts) shrink by
+    ``learning_rate_init * weight_decay`` of themselves."""
+
+    code = optimizer_kernels.ADAMW
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
+        super().__init__(n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon)
+        self.weight_decay = weight_decay
+        self.hyper[optimizer_kernels.HYPER_WEIGHT_DECAY] = weight_decay
+
+
+class RMSpropOptimizer(_BaseOptimizer):
+    """RMSprop (Tieleman & Hinton, 2012) at a constant ``learning_rate_init``:
+    v <- rho v + (1 - rho) g^2, w <- w - lr g / (sqrt(v) + epsilon)."""
+
+    n_moments = 1
+    code = optimizer_kernels.RMSPROP
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.001, rho=0.9, epsilon=1e-8):
+        super().__init__(n_params, dtype, learning_rate_init)
+        self.rho = rho
+        self.epsilon = epsilon
+        self.hyper[optimizer_kernels.HYPER_RHO] = rho
+        self.hyper[optimizer_kernels.HYPER_EPSILON] = epsilon
+
+
 def make_optimizer(est, n_params, dtype):
     if est.solver == "sgd":
         return SGDOptimizer(n_params, dtype, est.learning_rate_init, est.learning_rate,
                             est.momentum, est.nesterovs_momentum, est.power_t)
+    if est.solver == "rmsprop":
+        return RMSpropOptimizer(n_params, dtype, est.learning_rate_init, est.rho,
+                                est.epsilon)
+    if est.solver == "adamw":
+        return AdamWOptimizer(n_params, dtype, est.learning_rate_init, est.beta_1,
+                              est.beta_2, est.epsilon, est.weight_decay)
     return AdamOptimizer(n_params, dtype, est.learning_rate_init, est.beta_1,
                          est.beta_2, est.epsilon)

@@ -39,11 +39,12 @@ __all__ = [
     "_check_optimize_result",
 ]
 
-# Same constraints (and so the same error messages) as sklearn 1.9's MLP, plus n_jobs.
+# Same constraints (and so the same error messages) as sklearn 1.9's MLP, plus
+# n_jobs and fastbp's own parameters.
 BASE_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "solver": [StrOptions({"lbfgs", "sgd", "adam", "rmsprop", "adamw"})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -65,6 +66,9 @@ BASE_CONSTRAINTS = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "max_fun": [Interval(Integral, 1, None, closed="left")],
     "n_jobs": [None, Integral],
+    # fastbp's own (issue 8), after n_jobs
+    "rho": [Interval(Real, 0, 1, closed="left")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
 }
 
 REGRESSOR_CONSTRAINTS = {

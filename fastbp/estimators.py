@@ -14,6 +14,8 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from . import _threads, _training
+from ._docs import ATTRS_DOC as _ATTRS_DOC
+from ._docs import PARAMS_DOC as _PARAMS_DOC
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
 from ._network import Network, as_kernel_array, as_kernel_input, forward_pass
@@ -30,7 +32,7 @@ from ._validation import (
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adamw")
 # Fitted state that is rebuilt on demand, never pickled or snapshotted.
 _TRANSIENT = ("_net", "_workspace")
 
@@ -45,7 +47,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
                  learning_rate, learning_rate_init, power_t, max_iter, loss, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
                  early_stopping, validation_fraction, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, n_jobs):
+                 n_iter_no_change, max_fun, n_jobs, rho, weight_decay):
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
@@ -71,6 +73,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.n_jobs = n_jobs
+        self.rho = rho
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------------ state
     def _get_net(self):
@@ -270,169 +274,6 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         return tags
 
 
-_PARAMS_DOC = """
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The ith element represents the number of neurons in the ith hidden layer.
-
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function for the hidden layers: 'identity' f(x) = x,
-        'logistic' f(x) = 1 / (1 + exp(-x)), 'tanh' f(x) = tanh(x),
-        'relu' f(x) = max(0, x).
-
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        The solver for weight optimization: 'lbfgs' (scipy's L-BFGS-B on the
-        compiled full-batch loss and gradient), 'sgd' (stochastic gradient
-        descent) or 'adam' (Kingma & Ba).
-
-    alpha : float, default=0.0001
-        Strength of the L2 regularization term, divided by the sample size (or
-        the sample-weight sum) when added to the loss.
-
-    batch_size : int, default='auto'
-        Size of minibatches for stochastic optimizers. When 'auto',
-        ``batch_size=min(200, n_samples)``. Not used by 'lbfgs'.
-
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning rate schedule for weight updates. Only used when solver='sgd'.
-        'invscaling' uses ``learning_rate_init / pow(t, power_t)`` with t the
-        number of samples seen; 'adaptive' divides the rate by 5 each time two
-        consecutive epochs fail to improve by ``tol``.
-
-    learning_rate_init : float, default=0.001
-        The initial learning rate. Only used when solver='sgd' or 'adam'.
-
-    power_t : float, default=0.5
-        The exponent for inverse scaling learning rate. Only used when
-        solver='sgd' and learning_rate='invscaling'.
-
-    max_iter : int, default=200
-        Maximum number of iterations: epochs for 'sgd'/'adam', iterations for
-        'lbfgs'.
-
-    shuffle : bool, default=True
-        Whether to shuffle samples in each iteration. Only used when
-        solver='sgd' or 'adam'.
-
-    random_state : int, RandomState instance, default=None
-        Determines the weight and bias initialization, the train-test split
-        for early stopping and the batch sampling.  The draws are the same as
-        scikit-learn's, so an int gives the same initial weights and batches
-        as the MLP estimator with that int.
-
-    tol : float, default=1e-4
-        Tolerance for the optimization: when the loss or score does not
-        improve by at least ``tol`` for ``n_iter_no_change`` consecutive
-        epochs, convergence is considered reached and training stops (unless
-        learning_rate='adaptive').
-
-    verbose : bool, default=False
-        Whether to print progress messages to stdout.
-
-    warm_start : bool, default=False
-        When True, reuse the solution of the previous call to fit as
-        initialization, otherwise erase the previous solution.
-
-    momentum : float, default=0.9
-        Momentum for gradient descent update, in [0, 1]. Only used when
-        solver='sgd'.
-
-    nesterovs_momentum : bool, default=True
-        Whether to use Nesterov's momentum. Only used when solver='sgd' and
-        momentum > 0.
-
-    early_stopping : bool, default=False
-        Whether to use early stopping: a ``validation_fraction`` of the
-        training data is set aside (stratified for binary classification, as
-        in scikit-learn) and training stops when the validation score does not
-        improve by ``tol`` for ``n_iter_no_change`` epochs; the best weights
-        are restored.  If the loss becomes non-finite, that epoch is recorded
-        with a ``nan`` validation score, training stops, the best weights are
-        restored and a ConvergenceWarning says so.  Only effective when
-        solver='sgd' or 'adam'.
-
-    validation_fraction : float, default=0.1
-        The proportion of training data to set aside as validation set for
-        early stopping. Only used if early_stopping is True.
-
-    beta_1 : float, default=0.9
-        Exponential decay rate for estimates of first moment vector in adam,
-        in [0, 1). Only used when solver='adam'.
-
-    beta_2 : float, default=0.999
-        Exponential decay rate for estimates of second moment vector in adam,
-        in [0, 1). Only used when solver='adam'.
-
-    epsilon : float, default=1e-8
-        Value for numerical stability in adam. Only used when solver='adam'.
-
-    n_iter_no_change : int, default=10
-        Maximum number of epochs to not meet ``tol`` improvement. Only
-        effective when solver='sgd' or 'adam'.
-
-    max_fun : int, default=15000
-        Only used when solver='lbfgs'. Maximum number of loss function calls.
-
-    n_jobs : int, default=None
-        Number of threads for training and prediction.  None uses numba's
-        current thread count (all cores unless the process limits it, e.g.
-        loky workers set NUMBA_NUM_THREADS to cpu_count() // n_jobs), capped by
-        OMP_NUM_THREADS when set; a negative value counts back from all threads
-        (-1 = all); 0 is an error.  BLAS runs single-threaded inside fastbp's
-        parallel regions, so the two never oversubscribe the cores.  n_jobs
-        changes only the speed: on one machine the fitted model is bitwise the
-        same for every n_jobs (and thread setting or process), see the README's
-        "Determinism".
-"""
-
-_ATTRS_DOC = """
-    loss_ : float
-        The current loss computed with the loss function.
-
-    best_loss_ : float or None
-        The minimum loss reached by the solver throughout fitting. None when
-        ``early_stopping=True``.  Only for stochastic solvers.
-
-    loss_curve_ : list of shape (n_iter_,)
-        The loss at the end of each training step (stochastic solvers).
-
-    validation_scores_ : list of shape (n_iter_,) or None
-        The score at each iteration on the held-out validation set (only with
-        ``early_stopping=True``).
-
-    best_validation_score_ : float or None
-        The best validation score (only with ``early_stopping=True``).
-
-    t_ : int
-        The number of training samples seen by the solver during fitting.
-
-    coefs_ : list of shape (n_layers - 1,)
-        The ith element is the weight matrix (fan_in, fan_out) of layer i.  All
-        are views into one flat parameter buffer; assigning new arrays is allowed
-        (they are repacked on the next call).
-
-    intercepts_ : list of shape (n_layers - 1,)
-        The ith element is the bias vector of layer i + 1.
-
-    n_features_in_ : int
-        Number of features seen during fit.
-
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit (only when X has string column names).
-
-    n_iter_ : int
-        The number of iterations the solver has run.
-
-    n_layers_ : int
-        Number of layers.
-
-    n_outputs_ : int
-        Number of outputs.
-
-    out_activation_ : str
-        Name of the output activation function.
-"""
-
-
 def _binarize(label_binarizer, y):
     """``label_binarizer.transform(y).astype(bool)``, directly for 1-D labels.
 
@@ -499,7 +340,8 @@ class BPClassifier(ClassifierMixin, _BaseBP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, n_jobs=None):
+                 n_iter_no_change=10, max_fun=15000, n_jobs=None, rho=0.9,
+                 weight_decay=0.01):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -509,7 +351,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            n_jobs=n_jobs)
+            n_jobs=n_jobs, rho=rho, weight_decay=weight_decay)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -688,7 +530,8 @@ class BPRegressor(RegressorMixin, _BaseBP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, n_jobs=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, n_jobs=None, rho=0.9,
+                 weight_decay=0.01):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -698,7 +541,7 @@ class BPRegressor(RegressorMixin, _BaseBP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            n_jobs=n_jobs)
+            n_jobs=n_jobs, rho=rho, weight_decay=weight_decay)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.

@@ -44,7 +44,8 @@ Optimizers
 in place.  Optimizer state lives in a dict made by :func:`init_opt_state`:
 
 * sgd:  ``{"velocities": [zeros_like(p) for p in params]}``
-* adam: ``{"t": 0, "ms": [zeros...], "vs": [zeros...]}``
+* adam, adamw: ``{"t": 0, "ms": [zeros...], "vs": [zeros...]}``
+* rmsprop: ``{"vs": [zeros...]}``
 
 Hyper-parameters are a dict (see :data:`SGD_DEFAULTS`, :data:`ADAM_DEFAULTS`
 for the keys and sklearn's defaults):
@@ -55,6 +56,15 @@ for the keys and sklearn's defaults):
   it between epochs and are the caller's business.
 * adam: ``{"learning_rate_init": float, "beta_1": float, "beta_2": float,
   "epsilon": float}``.
+* rmsprop: ``{"learning_rate_init": float, "rho": float, "epsilon": float}``
+  (:data:`RMSPROP_DEFAULTS`; the rate is constant).
+* adamw: adam's keys plus ``"weight_decay"`` (:data:`ADAMW_DEFAULTS`).
+
+rmsprop and adamw are fastbp's own solvers (no scikit-learn counterpart).
+:func:`adamw_step` decays the weight matrices only, never the intercepts; it
+tells them apart by the ``params`` convention above: the first half of the
+list are the coefs, the second half the intercepts (``coefs + intercepts``,
+one of each per layer).
 
 scikit-learn's ``fit`` (including ``warm_start=True``) builds a fresh optimizer
 -- zero velocities / moments, ``t = 0`` -- at every call, while
@@ -95,6 +105,10 @@ ADAM_DEFAULTS = {
     "beta_2": 0.999,
     "epsilon": 1e-8,
 }
+RMSPROP_DEFAULTS = {"learning_rate_init": 1e-3, "rho": 0.9, "epsilon": 1e-8}
+ADAMW_DEFAULTS = dict(ADAM_DEFAULTS, weight_decay=0.01)
+
+_SOLVERS = ("sgd", "adam", "rmsprop", "adamw")
 
 
 # --------------------------------------------------------------------------
@@ -360,13 +374,15 @@ def init_opt_state(solver, params):
     """Fresh optimizer state (zeros), like a newly built sklearn optimizer."""
     if solver == "sgd":
         return {"velocities": [np.zeros_like(p) for p in params]}
-    if solver == "adam":
+    if solver in ("adam", "adamw"):
         return {
             "t": 0,
             "ms": [np.zeros_like(p) for p in params],
             "vs": [np.zeros_like(p) for p in params],
         }
-    raise ValueError(f"unknown solver {solver!r}; expected 'sgd' or 'adam'")
+    if solver == "rmsprop":
+        return {"vs": [np.zeros_like(p) for p in params]}
+    raise ValueError(f"unknown solver {solver!r}; expected one of {_SOLVERS}")
 
 
 def sgd_step(params, grads, state, hp):
@@ -401,6 +417,53 @@ def adam_step(params, grads, state, hp):
         p += -lr_t * m / (np.sqrt(v) + eps)
 
 
+def rmsprop_step(params, grads, state, hp):
+    """One RMSprop step, in place on ``params`` and ``state``.
+
+    ``v = rho v + (1 - rho) g^2``;  ``param -= lr * g / (sqrt(v) + eps)`` with
+    the constant ``lr = learning_rate_init`` (no bias correction, no step
+    counter).
+    """
+    lr, rho, eps = hp["learning_rate_init"], hp["rho"], hp["epsilon"]
+    for p, g, v in zip(params, grads, state["vs"]):
+        v[...] = rho * v + (1 - rho) * g**2
+        p -= lr * g / (np.sqrt(v) + eps)
+
+
+def _n_coefs(params):
+    """Number of weight matrices in ``params = coefs + intercepts``: half of it."""
+    if len(params) % 2:
+        raise ValueError(
+            f"params must be coefs + intercepts (an even count), got {len(params)}"
+        )
+    return len(params) // 2
+
+
+def adamw_step(params, grads, state, hp):
+    """One AdamW step (Adam with decoupled weight decay), in place.
+
+    ``t``, ``m``, ``v`` and ``lr_t`` exactly as :func:`adam_step`, with ``g``
+    the gradient at the weights *before* the decay (``grads`` were computed
+    there); then, for the weight matrices only (the first half of ``params``,
+    see the module doc), ``param *= 1 - learning_rate_init * weight_decay``
+    (the initial rate, not the bias-corrected ``lr_t``); then every parameter
+    takes Adam's step ``param += -lr_t * m / (sqrt(v) + eps)``.  Intercepts are
+    therefore stepped exactly as by :func:`adam_step`.
+    """
+    b1, b2, eps = hp["beta_1"], hp["beta_2"], hp["epsilon"]
+    keep = 1.0 - hp["learning_rate_init"] * hp["weight_decay"]
+    n_coefs = _n_coefs(params)
+    state["t"] += 1
+    t = state["t"]
+    lr_t = hp["learning_rate_init"] * np.sqrt(1 - b2**t) / (1 - b1**t)
+    for k, (p, g, m, v) in enumerate(zip(params, grads, state["ms"], state["vs"])):
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * g**2
+        if k < n_coefs:
+            p *= keep
+        p += -lr_t * m / (np.sqrt(v) + eps)
+
+
 # --------------------------------------------------------------------------
 # one epoch
 # --------------------------------------------------------------------------
@@ -425,7 +488,8 @@ def run_epoch(
     Batches are consecutive slices of ``order`` (row indices; the last batch
     may be smaller).  For each batch: :func:`backprop` on ``X[idx]``,
     ``Y[idx]``, ``sw[idx]`` and then one :func:`sgd_step` / :func:`adam_step`
-    on ``coefs + intercepts`` with ``opt_state`` / ``hp`` (see module doc).
+    / :func:`rmsprop_step` / :func:`adamw_step` on ``coefs + intercepts``
+    with ``opt_state`` / ``hp`` (see module doc).
 
     Returns the epoch loss as sklearn computes it:
     ``sum_batches(batch_loss * batch_len) / len(order)`` -- batches are
@@ -435,8 +499,12 @@ def run_epoch(
         step = sgd_step
     elif solver == "adam":
         step = adam_step
+    elif solver == "rmsprop":
+        step = rmsprop_step
+    elif solver == "adamw":
+        step = adamw_step
     else:
-        raise ValueError(f"unknown solver {solver!r}; expected 'sgd' or 'adam'")
+        raise ValueError(f"unknown solver {solver!r}; expected one of {_SOLVERS}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = np.asarray(order)

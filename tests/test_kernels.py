@@ -6,7 +6,8 @@
   dispatcher, several work-block counts (``n_blocks``, the kernels' unit of
   work; threads take blocks), dense and CSR input, with and without sample
   weights and L2;
-* whole epochs of mini-batches with sgd (Nesterov on/off) and adam, including
+* whole epochs of mini-batches with sgd (Nesterov on/off), adam, rmsprop and
+  adamw (a large weight decay, so that decaying the wrong ranges shows), including
   an uneven last batch, a shuffled order and a chunked epoch;
 * the predict kernels, dense and CSR, for several block sizes;
 * degenerate shapes (more blocks than batch rows or than fan-in rows);
@@ -40,7 +41,7 @@ from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
 from fastbp._kernels import optimizers as KO
 from fastbp._network import Network, Workspace, as_kernel_input
-from fastbp._optim import AdamOptimizer, SGDOptimizer
+from fastbp._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from fastbp._training import _run_batches, loss_and_gradient
 
 # Every test here runs under both gradient schedules (conftest.schedule).
@@ -243,7 +244,15 @@ SOLVERS = {
     "sgd-nesterov": ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
     "sgd-plain": ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": False}),
     "adam": ("adam", dict(ref.ADAM_DEFAULTS, learning_rate_init=0.01)),
+    # rho off its default, so that a rho lost on the way to the kernel shows
+    "rmsprop": ("rmsprop", dict(ref.RMSPROP_DEFAULTS, learning_rate_init=0.01, rho=0.8)),
+    # lr_init * weight_decay = 5e-3 per step: far above the float32 tolerance,
+    # so decaying the intercepts too (or not at all) cannot pass
+    "adamw": ("adamw", dict(ref.ADAMW_DEFAULTS, learning_rate_init=0.01,
+                            weight_decay=0.5)),
 }
+# the solvers whose optimizer counts steps (``t``) and bias-corrects the rate
+COUNTED = ("adam", "adamw")
 
 
 def make_optimizer(solver_id, n_params, dtype):
@@ -251,6 +260,13 @@ def make_optimizer(solver_id, n_params, dtype):
     if solver == "sgd":
         return SGDOptimizer(n_params, dtype, hp["learning_rate"], "constant",
                             hp["momentum"], hp["nesterov"], 0.5)
+    if solver == "rmsprop":
+        return RMSpropOptimizer(n_params, dtype, hp["learning_rate_init"], hp["rho"],
+                                hp["epsilon"])
+    if solver == "adamw":
+        return AdamWOptimizer(n_params, dtype, hp["learning_rate_init"], hp["beta_1"],
+                              hp["beta_2"], hp["epsilon"], hp["weight_decay"])
+    assert solver == "adam", solver
     return AdamOptimizer(n_params, dtype, hp["learning_rate_init"], hp["beta_1"],
                          hp["beta_2"], hp["epsilon"])
 
@@ -278,6 +294,9 @@ def kernel_epoch(net, opt, Xk, Y, sw, order, batch_size, activation, out_act, al
 def ref_moments(solver, state, n_layers):
     if solver == "sgd":
         v = state["velocities"]
+        return [flat(v[:n_layers], v[n_layers:])]
+    if solver == "rmsprop":
+        v = state["vs"]
         return [flat(v[:n_layers], v[n_layers:])]
     return [flat(state["ms"][:n_layers], state["ms"][n_layers:]),
             flat(state["vs"][:n_layers], state["vs"][n_layers:])]
@@ -318,9 +337,11 @@ def test_epochs_match_reference(rng, solver_id, dtype, n_threads, n_blocks, csr)
         msg = f"epoch {epoch}"
         assert_close(got / order.shape[0], want, dtype, err_msg=msg)
         assert_close(net.params, flat(coefs, intercepts), dtype, err_msg=msg)
-        for m_got, m_want in zip(opt.moments, ref_moments(solver, state, len(coefs))):
+        want_moments = ref_moments(solver, state, len(coefs))
+        assert len(opt.moments) == len(want_moments)
+        for m_got, m_want in zip(opt.moments, want_moments):
             assert_close(m_got, m_want, dtype, scale=np.abs(m_want).max(), err_msg=msg)
-        if solver == "adam":
+        if solver in COUNTED:
             assert opt.t == state["t"] == 4 * (epoch + 1)
     assert net.params.dtype == dtype and opt.moments.dtype == dtype
 
@@ -347,7 +368,7 @@ def test_epoch_every_output_and_activation(rng, activation, case):
 @pytest.mark.parametrize("n_threads,n_blocks", [(1, 1), (2, 3), (3, 5)],
                          ids=["T1-J1", "T2-J3", "T3-J5"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam"])
+@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam", "rmsprop", "adamw"])
 def test_chunked_epoch_is_bitwise_equal_to_one_call(rng, solver_id, dtype, n_threads,
                                                     n_blocks):
     """Splitting an epoch into calls (what makes Ctrl-C responsive) must not change
@@ -367,7 +388,7 @@ def test_chunked_epoch_is_bitwise_equal_to_one_call(rng, solver_id, dtype, n_thr
 
     net1, opt1, loss1 = run(None)
     assert not np.array_equal(net1.params, init_params(sizes, "relu", 2, dtype)[2].params)
-    if solver_id == "adam":
+    if solver_id in COUNTED:
         assert opt1.t == 2 * n_batches
     for chunks in ([(0, 3), (3, 7)], [(0, 1), (1, 2), (2, 6), (6, 7)]):
         net2, opt2, loss2 = run(chunks)
@@ -375,7 +396,7 @@ def test_chunked_epoch_is_bitwise_equal_to_one_call(rng, solver_id, dtype, n_thr
         np.testing.assert_array_equal(opt2.moments, opt1.moments)
         # the loss too: the epoch's sum runs on through the calls, left to right
         assert loss2 == loss1
-        if solver_id == "adam":
+        if solver_id in COUNTED:
             assert opt2.t == opt1.t == 2 * n_batches
             assert opt2.learning_rate == opt1.learning_rate
 
@@ -611,7 +632,7 @@ def epoch_results(solver_id, dtype, csr, n_threads, n_blocks):
 
 @pytest.mark.parametrize("csr", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam"])
+@pytest.mark.parametrize("solver_id", ["sgd-nesterov", "adam", "rmsprop", "adamw"])
 def test_epoch_is_bitwise_identical_across_thread_counts(solver_id, dtype, csr):
     """Batches of 10 rows (last one 3) in 1, 3 or 8 blocks (8 > 3 rows)."""
     for n_blocks in (1, 3, 8):
@@ -710,7 +731,7 @@ def test_step_range_is_sklearns_update_in_the_array_dtype(rng, solver, dtype):
     sk.update_params(sk_params, [sk_grad])
 
     w_before, mom_before = w.copy(), moments.copy()
-    KO.step_range(w, raw, moments, p0, p1, alpha, n_rows, opt.code,
+    KO.step_range(w, raw, moments, p0, p1, alpha, 0.0, n_rows, opt.code,
                   opt.kernel_hyper(alpha), lr_t)
     np.testing.assert_array_equal(w[p0:p1], sk_params[0])
     if solver == "adam":

@@ -32,7 +32,7 @@ def _quiet():
     [
         ({"alpha": -1}, "The 'alpha' parameter of BPClassifier must be a float in the range [0.0, inf). Got -1 instead."),
         ({"activation": "softmax"}, "The 'activation' parameter of BPClassifier must be a str among"),
-        ({"solver": "rmsprop"}, "The 'solver' parameter of BPClassifier must be a str among"),
+        ({"solver": "nadam"}, "The 'solver' parameter of BPClassifier must be a str among"),
         ({"learning_rate_init": 0.0}, "The 'learning_rate_init' parameter of BPClassifier must be a float in the range (0.0, inf). Got 0.0 instead."),
         ({"max_iter": 0}, "The 'max_iter' parameter of BPClassifier must be an int in the range [1, inf). Got 0 instead."),
         ({"momentum": 1.5}, "The 'momentum' parameter of BPClassifier must be a float in the range [0.0, 1.0]. Got 1.5 instead."),

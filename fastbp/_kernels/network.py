@@ -55,8 +55,8 @@ from .._config import FASTMATH_SAFE, jit, jit_variants
 from .activations import bias_activate, mul_derivative
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, output_activate
-from .optimizers import ADAM, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
-from .optimizers import HYPER_LR, HYPER_LR_INIT, adam_rate, step_range
+from .optimizers import ADAM, ADAMW, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
+from .optimizers import HYPER_LR, HYPER_LR_INIT, HYPER_WEIGHT_DECAY, adam_rate, step_range
 
 
 @jit
@@ -242,9 +242,10 @@ def sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_
         part = partials[j]
         for p in range(n_params):
             grad_sums[p] += part[p]
-    step_range(params, grad_sums, moments, np.int64(0), n_coef, alpha, sw_sum, opt_code,
+    step_range(params, grad_sums, moments, np.int64(0), n_coef, alpha,
+               hyper[HYPER_WEIGHT_DECAY], sw_sum, opt_code,
                hyper, lr_t)
-    step_range(params, grad_sums, moments, n_coef, n_params, 0.0, sw_sum, opt_code, hyper,
+    step_range(params, grad_sums, moments, n_coef, n_params, 0.0, 0.0, sw_sum, opt_code, hyper,
                lr_t)
     for l in range(n_layers):
         sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
@@ -272,7 +273,8 @@ def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, del
             p0 = w_off[l] + i0 * fo
             gemm_tn_cols(block(acts, a_off[l], bsz, fi), i0, i1, D,
                          block(grad_sums, p0, i1 - i0, fo))
-            step_range(params, grad_sums, moments, p0, p0 + (i1 - i0) * fo, alpha, sw_sum,
+            step_range(params, grad_sums, moments, p0, p0 + (i1 - i0) * fo, alpha,
+                       hyper[HYPER_WEIGHT_DECAY], sw_sum,
                        opt_code, hyper, lr_t)
             sum_squares_rows(params, p0, i1 - i0, fo, rowsq, sq_off[l] + i0)
         c0 = j * fo // n_blocks
@@ -280,7 +282,7 @@ def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, del
         if c1 > c0:
             q0 = b_off[l]
             column_sums(D, c0, c1, grad_sums[q0 + c0:q0 + c1])
-            step_range(params, grad_sums, moments, q0 + c0, q0 + c1, 0.0, sw_sum, opt_code,
+            step_range(params, grad_sums, moments, q0 + c0, q0 + c1, 0.0, 0.0, sw_sum, opt_code,
                        hyper, lr_t)
 
 
@@ -345,7 +347,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
             return loss_sum
 
         lr_t = hyper[HYPER_LR]
-        if opt_code == ADAM:
+        if opt_code == ADAM or opt_code == ADAMW:
             adam_t[0] += 1
             lr_t = adam_rate(hyper[HYPER_LR_INIT], hyper[HYPER_BETA1], hyper[HYPER_BETA2],
                              adam_t[0])

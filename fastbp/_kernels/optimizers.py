@@ -8,7 +8,7 @@ The gradient of parameter p is ``g = (grad_sums[p] + l2 * params[p]) / sw_sum`` 
 so every thread updates only the parameters it owns.
 
 Hyper-parameters travel in one float64 vector ``hyper`` indexed by the ``HYPER_*``
-constants (rmsprop/adamw add entries, not arguments).
+constants.
 """
 
 import math
@@ -21,8 +21,10 @@ from .._config import CACHE, jit
 NONE = 0  # store the gradient in ``grad_sums`` (used by L-BFGS and the tests)
 SGD = 1
 ADAM = 2
+RMSPROP = 3
+ADAMW = 4  # Adam plus decoupled weight decay (Loshchilov & Hutter)
 
-SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
+SOLVER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP, "adamw": ADAMW}
 
 HYPER_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
 HYPER_MOMENTUM = 1
@@ -33,7 +35,9 @@ HYPER_EPSILON = 5
 HYPER_ALPHA = 6
 HYPER_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log losses
 HYPER_LR_INIT = 8
-N_HYPER = 9
+HYPER_RHO = 9  # rmsprop: decay of the squared-gradient average
+HYPER_WEIGHT_DECAY = 10  # adamw: decoupled weight decay (weights only)
+N_HYPER = 11
 
 
 def as_dtype_of(arr, x):
@@ -68,12 +72,21 @@ def adam_rate(lr_init, beta_1, beta_2, t):
 
 
 @jit
-def step_range(params, grad_sums, moments, p0, p1, l2, sw_sum, opt_code, hyper, lr_t):
+def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, hyper,
+               lr_t):
     """Apply one optimizer step to params[p0:p1].
 
     Shapes: params, grad_sums (n_params,); moments (n_moments, n_params) -- sgd uses
-    row 0 (velocity), adam rows 0 (m) and 1 (v).  ``lr_t`` is the learning rate
-    of this step (already bias-corrected for adam).
+    row 0 (velocity), adam and adamw rows 0 (m) and 1 (v), rmsprop row 0 (v).
+    ``lr_t`` is the learning rate of this step (already bias-corrected for
+    adam/adamw).  ``l2`` is the L2 coefficient of the range (alpha for weights, 0
+    for intercepts), ``decay`` its decoupled weight decay (adamw: weight_decay
+    for weights, 0 for intercepts).
+
+    rmsprop: v = rho v + (1 - rho) g^2; w -= lr g / (sqrt(v) + eps).
+    adamw: Adam's moments from g at the current w; then w *= 1 - lr_init * decay
+    (the rate of the schedule, not the bias-corrected one: the decay is decoupled
+    from the gradient step); then Adam's step.
     Mutates params and moments (or grad_sums when opt_code == NONE).  Returns None.
 
     The arithmetic is done in the arrays' dtype, as scikit-learn does with numpy
@@ -118,6 +131,33 @@ def step_range(params, grad_sums, moments, p0, p1, l2, sw_sum, opt_code, hyper, 
             vi = b2 * v[i] + c2 * (g * g)
             m[i] = mi
             v[i] = vi
+            w[i] += -lr * mi / (np.sqrt(vi) + eps)
+    elif opt_code == RMSPROP:
+        rho = as_dtype_of(params, hyper[HYPER_RHO])
+        c_rho = as_dtype_of(params, 1.0 - hyper[HYPER_RHO])
+        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
+        v = moments[0, p0:p1]
+        for i in range(n):
+            g = (g_sum[i] + l2_ * w[i]) / sw
+            vi = rho * v[i] + c_rho * (g * g)
+            v[i] = vi
+            w[i] -= lr * g / (np.sqrt(vi) + eps)
+    elif opt_code == ADAMW:
+        b1 = as_dtype_of(params, hyper[HYPER_BETA1])
+        c1 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA1])
+        b2 = as_dtype_of(params, hyper[HYPER_BETA2])
+        c2 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA2])
+        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
+        keep = as_dtype_of(params, 1.0 - hyper[HYPER_LR_INIT] * decay)
+        m = moments[0, p0:p1]
+        v = moments[1, p0:p1]
+        for i in range(n):
+            g = (g_sum[i] + l2_ * w[i]) / sw
+            mi = b1 * m[i] + c1 * g
+            vi = b2 * v[i] + c2 * (g * g)
+            m[i] = mi
+            v[i] = vi
+            w[i] = w[i] * keep
             w[i] += -lr * mi / (np.sqrt(vi) + eps)
     else:
         for i in range(n):
