@@ -179,3 +179,15 @@ ATTRS_DOC = """
     out_activation_ : str
         Name of the output activation function.
 """
+
+CLASSIFIER_PARAMS_DOC = """
+    class_weight : dict, list of dict or 'balanced', default=None
+        Weights of the classes, multiplied into ``sample_weight`` exactly as
+        :func:`sklearn.utils.class_weight.compute_sample_weight` computes them:
+        a dict ``{label: weight}``, 'balanced' (``n_samples / (n_classes *
+        np.bincount(y))``), or for multilabel y a list of dicts (one per
+        output, keys 0 and 1) or 'balanced'.  The weights enter the loss, its
+        gradient and, with early stopping, the validation score of the held-out
+        samples.  'balanced' is refused by partial_fit (one batch does not know
+        the class frequencies): pass a dict there.
+"""

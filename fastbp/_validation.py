@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
         return {key: value}
 
 __all__ = [
-    "BASE_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context", "check_sample_weight",
+    "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context", "check_sample_weight",
     "validate_data", "lbfgs_iprint_options", "_check_partial_fit_first_call",
     "_check_optimize_result",
 ]
@@ -69,6 +69,12 @@ BASE_CONSTRAINTS = {
     # fastbp's own (issue 8), after n_jobs
     "rho": [Interval(Real, 0, 1, closed="left")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
+}
+
+CLASSIFIER_CONSTRAINTS = {
+    **BASE_CONSTRAINTS,
+    # as in scikit-learn's classifiers (a list of dicts for multilabel y)
+    "class_weight": [StrOptions({"balanced"}), dict, list, None],
 }
 
 REGRESSOR_CONSTRAINTS = {

@@ -9,18 +9,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from . import _threads, _training
 from ._docs import ATTRS_DOC as _ATTRS_DOC
+from ._docs import CLASSIFIER_PARAMS_DOC as _CLASSIFIER_PARAMS_DOC
 from ._docs import PARAMS_DOC as _PARAMS_DOC
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
 from ._network import Network, as_kernel_array, as_kernel_input, forward_pass
 from ._validation import (
     BASE_CONSTRAINTS,
+    CLASSIFIER_CONSTRAINTS,
     REGRESSOR_CONSTRAINTS,
     _check_partial_fit_first_call,
     _fit_context,
@@ -186,6 +189,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         # Early stopping scores predictions against the labels, not the indicator.
         y_orig = self.__dict__.get("_y_labels", y)
         n_samples, n_features = X.shape
+        sample_weight = self._with_class_weight(sample_weight, y_orig, incremental)
         self._sample_weight_given = sample_weight is not None
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X)
@@ -224,6 +228,10 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         else:
             _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads)
 
+
+    def _with_class_weight(self, sample_weight, y, incremental):
+        """``sample_weight`` times the class weights (classifiers); as is here."""
+        return sample_weight
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -305,7 +313,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
     log-loss with L-BFGS or stochastic gradient descent.
 
     Parameters
-    ----------""" + _PARAMS_DOC + """
+    ----------""" + _PARAMS_DOC + _CLASSIFIER_PARAMS_DOC + """
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -341,7 +349,8 @@ class BPClassifier(ClassifierMixin, _BaseBP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, n_jobs=None, rho=0.9,
-                 weight_decay=0.01):
+                 weight_decay=0.01, class_weight=None):
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -352,6 +361,31 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             n_jobs=n_jobs, rho=rho, weight_decay=weight_decay)
+
+    _parameter_constraints: dict = dict(CLASSIFIER_CONSTRAINTS)
+
+    def _with_class_weight(self, sample_weight, y, incremental):
+        """``sample_weight`` times ``compute_sample_weight(class_weight, y)``.
+
+        ``y`` are the user's labels (or the multilabel indicator).  'balanced'
+        needs the class frequencies of the whole training set, which one
+        partial_fit call does not see (scikit-learn's SGDClassifier refuses it
+        there for the same reason).
+        """
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order "
+                "to use 'balanced' weights, use compute_class_weight('balanced', "
+                "classes=classes, y=y). In place of y you can use a large enough "
+                "sample of the full training set target to properly estimate the "
+                "class frequency distributions. Pass the resulting weights as the "
+                "class_weight parameter.")
+        weights = compute_sample_weight(self.class_weight, y)
+        if sample_weight is None:
+            return weights
+        return weights * np.asarray(sample_weight, dtype=np.float64)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,

@@ -519,7 +519,9 @@ def test_solver_options_and_boundary_values(est_cls):
 @pytest.mark.parametrize("est_cls", ESTIMATORS)
 def test_rho_and_weight_decay_follow_n_jobs_with_defaults(est_cls):
     names = list(inspect.signature(est_cls).parameters)
-    assert names[-3:] == ["n_jobs", "rho", "weight_decay"]
+    # BPClassifier's own class_weight comes last (issue 8's order)
+    own = ["class_weight"] if est_cls is BPClassifier else []
+    assert names[-3 - len(own):] == ["n_jobs", "rho", "weight_decay"] + own
     params = est_cls().get_params()
     assert params["rho"] == 0.9 and params["weight_decay"] == 0.01
     assert params["solver"] == "adam"
