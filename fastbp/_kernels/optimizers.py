@@ -143,6 +143,9 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
             v[i] = vi
             w[i] -= lr * g / (np.sqrt(vi) + eps)
     elif opt_code == ADAMW:
+        # Adam's loop again, with the decay: a loop of its own rather than a
+        # flag inside Adam's, so the default solver's loop is exactly what it
+        # was (same bits, and nothing more for it to vectorize around).
         b1 = as_dtype_of(params, hyper[HYPER_BETA1])
         c1 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA1])
         b2 = as_dtype_of(params, hyper[HYPER_BETA2])
