@@ -149,7 +149,8 @@ def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_c
 
 
 def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads):
-    """sgd/adam training; mutates ``est`` (fitted attributes) and ``net.params``."""
+    """Stochastic training (sgd, adam, rmsprop, adamw); mutates ``est`` (fitted
+    attributes) and ``net.params``."""
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, net.n_params, net.dtype)
     opt = est._optimizer
@@ -191,8 +192,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 "sample size. It is going to be clipped")
         batch_size = int(np.clip(est.batch_size, 1, n_train))
 
-    parallel, n_threads = _threads.choose(TRAIN, n_threads)
-    serial = TRAIN.serial  # the Pacer picks between the two per call
+    _, n_threads = _threads.choose(TRAIN, n_threads)
+    serial, parallel = TRAIN  # the Pacer picks between the two per call
     pacer = Pacer(n_threads)
     ws = _workspace(est, net, batch_size)
     act_code, out_code = est._act_code, est._out_code
@@ -403,17 +404,13 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
                 options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
                          **lbfgs_iprint_options(est.verbose)})
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-            net.params[...] = last["x"]
-            est.n_iter_ = last["n_iter"]
             if last["fun"] is None:  # not even the first loss: nothing to keep
                 raise
-            est.loss_ = last["fun"]
-            if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
-                raise _diverged_lbfgs(est.n_iter_) from None
-            return
-    est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
-    est.loss_ = float(opt_res.fun)
-    net.params[...] = opt_res.x
+            warnings.warn("Training interrupted by user.")
+            x, est.n_iter_, est.loss_ = last["x"], last["n_iter"], last["fun"]
+        else:
+            est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
+            x, est.loss_ = opt_res.x, float(opt_res.fun)
+    net.params[...] = x
     if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
         raise _diverged_lbfgs(est.n_iter_)

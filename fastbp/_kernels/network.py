@@ -91,8 +91,7 @@ def layer_offsets(sizes, cap):
         sq_off[l + 1] = sq_off[l] + sizes[l]
     for k in range(n_layers + 1):
         a_off[k + 1] = a_off[k] + cap * sizes[k]
-    d_off[1] = 0
-    for k in range(1, n_layers + 1):
+    for k in range(1, n_layers + 1):  # d_off[1] = 0: deltas start at layer 1
         d_off[k + 1] = d_off[k] + cap * sizes[k]
     return w_off, b_off, a_off, d_off, sq_off
 
@@ -148,15 +147,20 @@ def sum_squares_rows(params, w0, n_rows, width, rowsq, r0):
 
 
 @jit
+def refresh_rowsq(params, sizes, w_off, sq_off, rowsq):
+    """rowsq <- the squared norm of every row of every W_l.  Returns None."""
+    for l in range(sizes.shape[0] - 1):
+        sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
+
+
+@jit
 def squared_norm(params, sizes, w_off, sq_off, rowsq):
     """||W||^2 over every layer's weights (not the biases), row sums in order.
 
     Refreshes ``rowsq`` from ``params`` first.  Returns a float.
     """
-    n_layers = sizes.shape[0] - 1
-    for l in range(n_layers):
-        sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
-    return sum_rowsq(rowsq, sq_off[n_layers])
+    refresh_rowsq(params, sizes, w_off, sq_off, rowsq)
+    return sum_rowsq(rowsq, sq_off[sizes.shape[0] - 1])
 
 
 @jit
@@ -243,12 +247,10 @@ def sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_
         for p in range(n_params):
             grad_sums[p] += part[p]
     step_range(params, grad_sums, moments, np.int64(0), n_coef, alpha,
-               hyper[HYPER_WEIGHT_DECAY], sw_sum, opt_code,
-               hyper, lr_t)
+               hyper[HYPER_WEIGHT_DECAY], sw_sum, opt_code, hyper, lr_t)
     step_range(params, grad_sums, moments, n_coef, n_params, 0.0, 0.0, sw_sum, opt_code, hyper,
                lr_t)
-    for l in range(n_layers):
-        sum_squares_rows(params, w_off[l], sizes[l], sizes[l + 1], rowsq, sq_off[l])
+    refresh_rowsq(params, sizes, w_off, sq_off, rowsq)
 
 
 @jit
