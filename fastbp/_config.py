@@ -19,7 +19,7 @@ import warnings
 
 import numba
 
-__all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "jit", "jit_variants"]
+__all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "jit", "jit_build", "jit_variants"]
 
 
 def _env_flag(name, default):
@@ -72,12 +72,14 @@ def jit(func=None, **options):
     return _njit(func, CACHE, **options)
 
 
-def _renamed_copy(func, suffix):
+def _renamed_copy(func, suffix, overrides=None):
     # A separate function object per variant: numba names its cache index after
     # ``__qualname__``, so two dispatchers of one function would share (and
-    # overwrite) one cache index.
+    # overwrite) one cache index.  ``overrides`` replace globals of the body
+    # (numba resolves the functions a body calls through its globals).
+    func_globals = func.__globals__ if not overrides else {**func.__globals__, **overrides}
     new = types.FunctionType(
-        func.__code__, func.__globals__, func.__name__ + suffix,
+        func.__code__, func_globals, func.__name__ + suffix,
         func.__defaults__, func.__closure__,
     )
     new.__qualname__ = func.__qualname__ + suffix
@@ -86,17 +88,28 @@ def _renamed_copy(func, suffix):
     return new
 
 
-def jit_variants(func):
+def jit_variants(func, overrides=None, suffix=""):
     """Compile one plain-Python body twice, like umap's epoch kernels.
 
     Returns ``(serial, parallel)`` dispatchers. ``prange`` loops run as plain
     ``range`` in the serial variant, which is what runs with one thread, in a
     forked child of a process that started OpenMP threads, and wherever a
-    parallel region is unsafe.  Both compile lazily.
+    parallel region is unsafe.  Both compile lazily.  ``overrides`` (a dict of
+    globals) builds the body against other callees (see ``jit_build``).
     """
-    serial = _njit(_renamed_copy(func, "_serial"), CACHE, parallel=False)
-    parallel = _njit(_renamed_copy(func, "_parallel"), CACHE_PARALLEL, parallel=True)
+    serial = _njit(_renamed_copy(func, suffix + "_serial", overrides), CACHE,
+                   parallel=False)
+    parallel = _njit(_renamed_copy(func, suffix + "_parallel", overrides), CACHE_PARALLEL,
+                     parallel=True)
     return serial, parallel
+
+
+def jit_build(func, overrides, suffix, **options):
+    """A serial leaf compiled from ``func``'s body with some of its globals
+    (the functions it calls) replaced: one body, two builds that link
+    different callees.  ``suffix`` names the build (and its cache index)."""
+    options.setdefault("fastmath", False)
+    return _njit(_renamed_copy(func, suffix, overrides), CACHE, **options)
 
 
 _fresh = {"checked": False}

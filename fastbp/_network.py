@@ -12,7 +12,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _threads
-from ._kernels import PREDICT
+from ._kernels import kernels_for
 from ._kernels.network import layer_offsets
 
 __all__ = ["KernelInput", "Network", "Workspace", "aligned_empty", "as_kernel_array",
@@ -125,11 +125,11 @@ class Workspace:
     allocated once per fit (or reused by partial_fit), never per mini-batch.
     """
 
-    def __init__(self, sizes, dtype, cap, n_blocks):
+    def __init__(self, sizes, dtype, cap, n_blocks, keep_pre=False):
         sizes = np.asarray(sizes, dtype=np.int64)
         check_blas_size("The number of rows per compiled product (the batch size)", cap)
         self.n_blocks = n_blocks
-        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks)
+        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks, bool(keep_pre))
         w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, cap)
         n_layers = sizes.shape[0] - 1
         self.acts = np.empty(int(a_off[n_layers + 1]), dtype=dtype)
@@ -143,9 +143,13 @@ class Workspace:
         rows = n_blocks if uses_partials(sizes, cap, n_blocks) else 0
         self.partials = np.empty((rows, self.grad_sums.shape[0]), dtype=dtype)
         self.rowloss = np.empty(cap, dtype=np.float64)
+        # What f' is computed from where the activations cannot serve (gelu's
+        # z, the activations before dropout's mask); laid out like ``deltas``.
+        self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
 
-    def matches(self, sizes, dtype, cap, n_blocks):
-        return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks)
+    def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False):
+        return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks,
+                            bool(keep_pre))
 
 
 class _ReadOnlyView:
@@ -211,7 +215,8 @@ def forward_pass(net, X, act_code, out_code, n_threads):
     if n == 0:
         return out
     inputs = as_kernel_input(X, dtype)
-    kernel, n_threads = _threads.choose(PREDICT, min(n_threads, max(1, n // 64)))
+    pair = kernels_for("predict", act_code, out_code)
+    kernel, n_threads = _threads.choose(pair, min(n_threads, max(1, n // 64)))
     block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
     sizes = net.sizes
     max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))

@@ -26,8 +26,9 @@ class _BaseOptimizer:
         self.hyper[optimizer_kernels.HYPER_LR_INIT] = learning_rate_init
         self.hyper[optimizer_kernels.HYPER_CLIP_EPS] = np.finfo(dtype).eps
 
-    def kernel_hyper(self, alpha):
+    def kernel_hyper(self, alpha, huber_delta=1.0):
         self.hyper[optimizer_kernels.HYPER_ALPHA] = alpha
+        self.hyper[optimizer_kernels.HYPER_HUBER_DELTA] = huber_delta
         self.hyper[optimizer_kernels.HYPER_LR] = self.learning_rate
         return self.hyper
 

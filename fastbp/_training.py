@@ -17,11 +17,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from . import _threads
-from ._kernels import TRAIN
-from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, N_HYPER, NONE
+from ._kernels import kernels_for
+from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
 from ._network import Workspace
 from ._optim import make_optimizer
-from ._validation import _check_optimize_result, lbfgs_iprint_options
+from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_options
 
 # Work per compiled call, in floating-point operations (about 10-50 ms here):
 # epochs larger than this run in several calls, so Ctrl-C (checked between
@@ -131,21 +131,47 @@ def _diverged_lbfgs(n_iter):
         " with StandardScaler) or increase alpha.")
 
 
-def _workspace(est, net, cap):
+_NO_DROPOUT_KEY = np.zeros(2, dtype=np.int64)
+
+
+def _workspace(est, net, cap, keep_pre):
     n_blocks = _threads.n_blocks(cap)
     ws = getattr(est, "_workspace", None)
-    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_blocks):
-        ws = Workspace(net.sizes, net.dtype, cap, n_blocks)
+    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_blocks, keep_pre):
+        ws = Workspace(net.sizes, net.dtype, cap, n_blocks, keep_pre)
         est._workspace = ws
     return ws
 
 
+def dropout_seed(random_state):
+    """The seed of the dropout masks: a hash of ``random_state``'s current state,
+    which it does not advance, so a fit with dropout draws the same initial
+    weights, validation split and mini-batches as the same fit without it."""
+    _, key, pos = random_state.get_state()[:3]
+    entropy = [int(pos)] + key.tolist()
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def needs_pre(est, rates):
+    """Whether the training workspace keeps ``pre`` (gelu's z, or the
+    activations before a dropout mask): see ``forward_backward_rows``."""
+    return est.activation == "gelu" or bool(np.any(rates > 0))
+
+
 def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code,
-                 opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi):
-    """Mini-batches [lo, hi) of an epoch; returns ``loss_sum`` plus their losses."""
+                 opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi, dropout=None,
+                 dropout_key=_NO_DROPOUT_KEY):
+    """Mini-batches [lo, hi) of an epoch; returns ``loss_sum`` plus their losses.
+
+    ``dropout``: float64 rate per hidden layer (None: no dropout);
+    ``dropout_key``: int64 (seed, epoch) of the masks.
+    """
+    if dropout is None:
+        dropout = np.zeros(net.sizes.shape[0] - 2, dtype=np.float64)
     return kernel(*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
-                  ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, act_code, out_code,
-                  opt_code, hyper, adam_t, float(loss_sum), batch_size, lo, hi, ws.n_blocks)
+                  ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, ws.pre, act_code, out_code,
+                  opt_code, hyper, adam_t, dropout, dropout_key, float(loss_sum), batch_size,
+                  lo, hi, ws.n_blocks)
 
 
 def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads):
@@ -192,10 +218,14 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 "sample size. It is going to be clipped")
         batch_size = int(np.clip(est.batch_size, 1, n_train))
 
-    _, n_threads = _threads.choose(TRAIN, n_threads)
-    serial, parallel = TRAIN  # the Pacer picks between the two per call
+    rates = dropout_rates(est.dropout, net.sizes.shape[0] - 2)
+    pair = kernels_for("train", est._act_code, est._out_code, rates.any())
+    _, n_threads = _threads.choose(pair, n_threads)
+    serial, parallel = pair  # the Pacer picks between the two per call
     pacer = Pacer(n_threads)
-    ws = _workspace(est, net, batch_size)
+    dropout_key = np.array([dropout_seed(est._random_state) if rates.any() else 0, 0],
+                           dtype=np.int64)
+    ws = _workspace(est, net, batch_size, needs_pre(est, rates))
     act_code, out_code = est._act_code, est._out_code
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
     n_batches = -(-n_train // batch_size)
@@ -209,7 +239,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 if est.shuffle:
                     sample_idx = shuffled(sample_idx, est._random_state)
                 order = sample_idx if idx_train is None else idx_train[sample_idx]
-                hyper = opt.kernel_hyper(est.alpha)
+                hyper = opt.kernel_hyper(est.alpha, est._huber_delta)
+                dropout_key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
                 loss_sum = 0.0
                 lo = 0
                 while lo < n_batches:
@@ -218,7 +249,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                     start = time.perf_counter()
                     loss_sum = _run_batches(
                         kernel, inputs, Y, sw, order, net, opt.moments, ws, act_code,
-                        out_code, opt.code, hyper, adam_t, loss_sum, batch_size, lo, hi)
+                        out_code, opt.code, hyper, adam_t, loss_sum, batch_size, lo, hi,
+                        rates, dropout_key)
                     pacer.record(time.perf_counter() - start, hi - lo)
                     if not np.isfinite(loss_sum):
                         break
@@ -346,12 +378,14 @@ def _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
             est.best_loss_ = est.loss_curve_[-1]
 
 
-def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threads):
+def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threads,
+                      huber_delta=1.0):
     """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call."""
-    kernel, n_threads = _threads.choose(TRAIN, n_threads)
+    kernel, n_threads = _threads.choose(kernels_for("train", act_code, out_code), n_threads)
     n = Y.shape[0]
     hyper = np.zeros(N_HYPER)
     hyper[HYPER_ALPHA] = alpha
+    hyper[HYPER_HUBER_DELTA] = huber_delta
     hyper[HYPER_CLIP_EPS] = np.finfo(net.dtype).eps
     order = np.arange(n, dtype=np.int64)
     moments = np.zeros((0, net.n_params), dtype=net.dtype)
@@ -380,14 +414,15 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
     """
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
-    ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n))
+    ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n),
+                   keep_pre=est.activation == "gelu")
     x0 = net.params.astype(np.float64)
     last = {"x": x0, "fun": None, "n_iter": 0}
 
     def fun(x):
         net.params[...] = x
         loss, grad = loss_and_gradient(net, inputs, Y, sw, est._act_code, est._out_code,
-                                       est.alpha, ws, eff)
+                                       est.alpha, ws, eff, est._huber_delta)
         if last["fun"] is None:  # the loss at x0
             last["fun"] = loss
         return loss, grad

@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover
         return {key: value}
 
 __all__ = [
-    "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context", "check_sample_weight",
+    "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context",
+    "check_sample_weight", "dropout_rates",
     "validate_data", "lbfgs_iprint_options", "_check_partial_fit_first_call",
     "_check_optimize_result",
 ]
@@ -43,7 +44,8 @@ __all__ = [
 # n_jobs and fastbp's own parameters.
 BASE_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+    "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu", "elu",
+                               "softplus", "gelu"})],
     "solver": [StrOptions({"lbfgs", "sgd", "adam", "rmsprop", "adamw"})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -67,19 +69,24 @@ BASE_CONSTRAINTS = {
     "max_fun": [Interval(Integral, 1, None, closed="left")],
     "n_jobs": [None, Integral],
     # fastbp's own (issue 8), after n_jobs
+    "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+    "n_init": [Interval(Integral, 1, None, closed="left")],
     "rho": [Interval(Real, 0, 1, closed="left")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "validation_metric": [StrOptions({"score", "loss"})],
 }
 
 CLASSIFIER_CONSTRAINTS = {
     **BASE_CONSTRAINTS,
     # as in scikit-learn's classifiers (a list of dicts for multilabel y)
+    "loss": [StrOptions({"log_loss", "squared_error"})],
     "class_weight": [StrOptions({"balanced"}), dict, list, None],
 }
 
 REGRESSOR_CONSTRAINTS = {
     **BASE_CONSTRAINTS,
-    "loss": [StrOptions({"squared_error", "poisson"})],
+    "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+    "huber_delta": [Interval(Real, 0, None, closed="neither")],
 }
 
 
@@ -102,6 +109,32 @@ def hidden_layer_list(hidden_layer_sizes):
     if np.any(np.array(sizes) <= 0):
         raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
     return [int(s) for s in sizes]
+
+
+def dropout_rates(dropout, n_hidden):
+    """``dropout`` as a float64 array of one rate per hidden layer, each in [0, 1).
+
+    A scalar applies to every hidden layer; a sequence must have one rate per
+    hidden layer.
+    """
+    if np.ndim(dropout) == 0:
+        return np.full(n_hidden, float(dropout), dtype=np.float64)
+    try:
+        rates = np.asarray(dropout, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "The 'dropout' parameter must be a float in [0, 1) or a sequence of "
+            f"such floats, one per hidden layer. Got {dropout!r} instead.") from None
+    if rates.ndim != 1 or rates.shape[0] != n_hidden:
+        raise ValueError(
+            f"dropout has {rates.size} rate(s) but the network has {n_hidden} hidden "
+            f"layer(s) (hidden_layer_sizes): give one rate per hidden layer, or one "
+            f"float for all of them. Got dropout={dropout!r}.")
+    if not np.all((rates >= 0) & (rates < 1)):
+        raise ValueError(
+            "Each rate in dropout must be in [0, 1) (the probability of dropping a "
+            f"unit). Got dropout={dropout!r}.")
+    return rates
 
 
 def check_n_jobs(n_jobs):

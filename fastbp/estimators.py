@@ -29,6 +29,7 @@ from ._validation import (
     _fit_context,
     check_n_jobs,
     check_sample_weight,
+    dropout_rates,
     hidden_layer_list,
     validate_data,
 )
@@ -50,7 +51,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
                  learning_rate, learning_rate_init, power_t, max_iter, loss, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
                  early_stopping, validation_fraction, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, n_jobs, rho, weight_decay):
+                 n_iter_no_change, max_fun, n_jobs, dropout, n_init, rho, weight_decay,
+                 validation_metric):
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
@@ -76,8 +78,11 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.n_jobs = n_jobs
+        self.dropout = dropout
+        self.n_init = n_init
         self.rho = rho
         self.weight_decay = weight_decay
+        self.validation_metric = validation_metric
 
     # ------------------------------------------------------------------ state
     def _get_net(self):
@@ -164,8 +169,11 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def _out_code(self):
-        loss = "log_loss" if is_classifier(self) else self.loss
-        return OUTPUT_CODES[(self.out_activation_, loss)]
+        return OUTPUT_CODES[(self.out_activation_, self.loss)]
+
+    @property
+    def _huber_delta(self):
+        return float(getattr(self, "huber_delta", 1.0))
 
     # -------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -184,6 +192,13 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _fit_impl(self, X, y, sample_weight, incremental, hidden_layer_sizes):
+        rates = dropout_rates(self.dropout, len(hidden_layer_sizes))
+        if self.solver == "lbfgs" and rates.any():
+            raise ValueError(
+                "dropout is not supported by solver='lbfgs': L-BFGS needs the same "
+                "(deterministic) loss at every evaluation, and dropout makes the loss "
+                "random. Use a stochastic solver ('adam', 'sgd', 'rmsprop', 'adamw') "
+                "with dropout, or alpha for regularization with 'lbfgs'.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # Early stopping scores predictions against the labels, not the indicator.
@@ -348,19 +363,21 @@ class BPClassifier(ClassifierMixin, _BaseBP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, n_jobs=None, rho=0.9,
-                 weight_decay=0.01, class_weight=None):
+                 n_iter_no_change=10, max_fun=15000, n_jobs=None, dropout=0.0, n_init=1,
+                 rho=0.9, weight_decay=0.01, validation_metric="score", loss="log_loss",
+                 class_weight=None):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
             learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            loss="log_loss", shuffle=shuffle, random_state=random_state, tol=tol,
+            loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
             verbose=verbose, warm_start=warm_start, momentum=momentum,
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            n_jobs=n_jobs, rho=rho, weight_decay=weight_decay)
+            n_jobs=n_jobs, dropout=dropout, n_init=n_init, rho=rho,
+            weight_decay=weight_decay, validation_metric=validation_metric)
 
     _parameter_constraints: dict = dict(CLASSIFIER_CONSTRAINTS)
 
@@ -564,8 +581,10 @@ class BPRegressor(RegressorMixin, _BaseBP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, n_jobs=None, rho=0.9,
-                 weight_decay=0.01):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, n_jobs=None,
+                 dropout=0.0, n_init=1, rho=0.9, weight_decay=0.01,
+                 validation_metric="score", huber_delta=1.0):
+        self.huber_delta = huber_delta
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -575,7 +594,8 @@ class BPRegressor(RegressorMixin, _BaseBP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            n_jobs=n_jobs, rho=rho, weight_decay=weight_decay)
+            n_jobs=n_jobs, dropout=dropout, n_init=n_init, rho=rho,
+            weight_decay=weight_decay, validation_metric=validation_metric)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.

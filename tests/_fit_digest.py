@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 import fastbp
+from fastbp import _kernels as K
 from fastbp import _threads
 
 # On a 1-CPU machine every fit would be a single work block and thread
@@ -109,7 +110,7 @@ def _spy_kernels():
     real = _training._run_batches
 
     def spy(kernel, *args):
-        calls.append([kernel is _training.TRAIN.parallel, numba.get_num_threads()])
+        calls.append([kernel is K.TRAIN.parallel, numba.get_num_threads()])
         return real(kernel, *args)
 
     _training._run_batches = spy

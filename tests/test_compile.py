@@ -18,12 +18,17 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 
 from fastbp._kernels import DISPATCHERS
 from fastbp._kernels import activations as KA
+from fastbp._kernels import dropout as KD
 from fastbp._kernels import linalg as KLIN
 from fastbp._kernels import losses as KL
 from fastbp._kernels import network as KN
 from fastbp._kernels import optimizers as KO
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+# fastbp's own options, run by the extended kernels: cycled through per input
+EXTENDED_OPTIONS = [dict(activation="gelu"), dict(activation="leaky_relu", dropout=0.2),
+                    dict(activation="elu", loss="squared_error"),
+                    dict(activation="softplus", dropout=[0.1] * 3)]
 
 # Tests of the on-disk cache itself; the rest of the file runs either way.
 needs_cache = pytest.mark.skipif(
@@ -36,7 +41,7 @@ def _specializations():
     """(entry points, compiled helpers) -> number of compiled signatures each."""
     counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
     leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
-              for mod in (KA, KL, KLIN, KN, KO)
+              for mod in (KA, KD, KL, KLIN, KN, KO)
               for name, obj in vars(mod).items()
               if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
     return counts, leaves
@@ -81,6 +86,17 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                         data, np.c_[y, 1 - y]).predict(data)
                     BPRegressor(loss="poisson", hidden_layer_sizes=depth, solver=solver,
                                 max_iter=2, n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
+                    options = dict(EXTENDED_OPTIONS[i % 4])
+                    if solver == "lbfgs":
+                        options.pop("dropout", None)
+                    if "dropout" in options and np.ndim(options["dropout"]):
+                        options["dropout"] = options["dropout"][:len(depth)]
+                    BPClassifier(hidden_layer_sizes=depth, solver=solver, max_iter=2,
+                                 n_jobs=n_jobs, random_state=0, **options).fit(
+                        data, y).predict_proba(data)
+                    BPRegressor(loss=("huber", "absolute_error")[i % 2],
+                                hidden_layer_sizes=depth, solver=solver, max_iter=2,
+                                n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
     counts, leaves = _specializations()
     assert all(1 <= c <= 2 for c in counts.values()), counts  # each one was used
     # The compiled helpers the kernels call, too: one build per dtype (a literal
@@ -296,5 +312,5 @@ def test_no_hard_coded_fastmath_outside_config():
     assert offenders == []
     # the only modules that opt in are the pure multiply-add ones
     users = sorted(p.name for p in root.rglob("*.py") if "fastmath=FASTMATH_SAFE" in p.read_text())
-    assert users == ["linalg.py", "network.py"]
+    assert users == ["linalg.py", "network.py", "sparse.py"]
     assert "math.exp" not in (root / "_kernels" / "linalg.py").read_text()

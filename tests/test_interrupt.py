@@ -145,7 +145,7 @@ real_run_batches = _training._run_batches
 
 def timed_run_batches(*args):
     kernel, Y, net = args[0], args[2], args[5]
-    rec = {"i": len(state["calls"]), "lo": int(args[-2]), "hi": int(args[-1]),
+    rec = {"i": len(state["calls"]), "lo": int(args[15]), "hi": int(args[16]),
            "parallel": kernel is K.train_batches_parallel,
            "numba_threads": int(numba.get_num_threads())}
     if rec["i"] == 0:

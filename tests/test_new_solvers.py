@@ -519,9 +519,10 @@ def test_solver_options_and_boundary_values(est_cls):
 @pytest.mark.parametrize("est_cls", ESTIMATORS)
 def test_rho_and_weight_decay_follow_n_jobs_with_defaults(est_cls):
     names = list(inspect.signature(est_cls).parameters)
-    # BPClassifier's own class_weight comes last (issue 8's order)
-    own = ["class_weight"] if est_cls is BPClassifier else []
-    assert names[-3 - len(own):] == ["n_jobs", "rho", "weight_decay"] + own
+    # issue 8's order: the shared parameters after n_jobs, then each estimator's own
+    own = ["loss", "class_weight"] if est_cls is BPClassifier else ["huber_delta"]
+    shared = ["n_jobs", "dropout", "n_init", "rho", "weight_decay", "validation_metric"]
+    assert names[-len(shared) - len(own):] == shared + own
     params = est_cls().get_params()
     assert params["rho"] == 0.9 and params["weight_decay"] == 0.01
     assert params["solver"] == "adam"

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_info
 
 from _fit_digest import fitted_state
 from fastbp import BPClassifier, BPRegressor
+from fastbp import _kernels as K
 from fastbp._threads import resolve_n_threads
 
 # warnings.catch_warnings is not thread-safe; fits in worker threads warn too.
@@ -50,7 +51,7 @@ def _spy_kernel_calls(monkeypatch):
     real = _training._run_batches
 
     def spy(kernel, *args):
-        calls.append((kernel is _training.TRAIN.parallel, numba.get_num_threads()))
+        calls.append((kernel is K.TRAIN.parallel, numba.get_num_threads()))
         return real(kernel, *args)
 
     monkeypatch.setattr(_training, "_run_batches", spy)
@@ -355,8 +356,8 @@ def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
     real_run = _training._run_batches
 
     def spy(kernel, *args):
-        lo, hi = args[-2], args[-1]
-        calls.append((kernel is _training.TRAIN.serial, lo, hi))
+        lo, hi = args[14], args[15]
+        calls.append((kernel is K.TRAIN.serial, lo, hi))
         return real_run(kernel, *args)
 
     def record(self, seconds, n_batches):  # parallel measured 2x faster, always

@@ -50,7 +50,7 @@ def test_invalid_hyper_parameters(digits, params, message):
 def test_invalid_loss_regressor():
     X, y = make_regression(n_samples=20, n_features=3, random_state=0)
     with pytest.raises(ValueError, match="The 'loss' parameter of BPRegressor must be a str among"):
-        BPRegressor(loss="absolute_error").fit(X, y)
+        BPRegressor(loss="hinge").fit(X, y)
 
 
 def test_hidden_layer_sizes_must_be_positive(digits):

@@ -2,6 +2,11 @@
 dispatcher compiled from one Python body (``_config.jit_variants``); Python code
 picks one per call (``fastbp._threads``).  Nothing compiles at import.
 
+Each entry point also has two builds of that body: the core one (the default
+path: scikit-learn's activations and losses, no dropout) and the extended one
+(every option); ``kernels_for`` picks the build, ``uses_extended`` says when
+(see ``fastbp/_kernels/network.py`` for why there are two).
+
 Calling convention: read-only inputs, then parameters, workspaces and outputs
 (mutated in place), then integer codes, hyper-parameters and ranges.  Kernels
 return None or a float loss.  All float arrays of one call share one dtype
@@ -11,9 +16,15 @@ two specializations.
 
 from collections import namedtuple
 
+from .activations import LEAKY_RELU
+from .losses import EXP_POISSON
 from .network import (
+    predict_extended_parallel,
+    predict_extended_serial,
     predict_parallel,
     predict_serial,
+    train_batches_extended_parallel,
+    train_batches_extended_serial,
     train_batches_parallel,
     train_batches_serial,
 )
@@ -22,13 +33,35 @@ from .network import (
 KernelPair = namedtuple("KernelPair", ["serial", "parallel"])
 TRAIN = KernelPair(train_batches_serial, train_batches_parallel)
 PREDICT = KernelPair(predict_serial, predict_parallel)
+TRAIN_EXTENDED = KernelPair(train_batches_extended_serial, train_batches_extended_parallel)
+PREDICT_EXTENDED = KernelPair(predict_extended_serial, predict_extended_parallel)
 
 DISPATCHERS = {
     "train_batches_serial": train_batches_serial,
     "train_batches_parallel": train_batches_parallel,
     "predict_serial": predict_serial,
     "predict_parallel": predict_parallel,
+    "train_batches_extended_serial": train_batches_extended_serial,
+    "train_batches_extended_parallel": train_batches_extended_parallel,
+    "predict_extended_serial": predict_extended_serial,
+    "predict_extended_parallel": predict_extended_parallel,
 }
 
-__all__ = ["DISPATCHERS", "PREDICT", "TRAIN", "KernelPair", "predict_parallel",
-           "predict_serial", "train_batches_parallel", "train_batches_serial"]
+
+def uses_extended(act_code, out_code=0, dropout=False):
+    """Whether these options need the extended kernels: an activation or a
+    loss scikit-learn's MLP does not have, or dropout."""
+    return act_code >= LEAKY_RELU or out_code > EXP_POISSON or bool(dropout)
+
+
+def kernels_for(kind, act_code, out_code=0, dropout=False):
+    """The (serial, parallel) pair of ``kind`` ("train" or "predict") that
+    runs these options: the one place a kernel build is chosen."""
+    extended = uses_extended(act_code, out_code, dropout)
+    if kind == "train":
+        return TRAIN_EXTENDED if extended else TRAIN
+    return PREDICT_EXTENDED if extended else PREDICT
+
+
+__all__ = ["DISPATCHERS", "PREDICT", "PREDICT_EXTENDED", "TRAIN", "TRAIN_EXTENDED",
+           "KernelPair", "kernels_for", "uses_extended"]

@@ -1,9 +1,18 @@
 """Hidden-layer activations, chosen inside kernels by an integer code.
 
-Derivatives are computed from the activation *output* ``a = f(z)`` (as in
-scikit-learn's ``inplace_*_derivative``): logistic a(1-a), tanh 1-a^2, relu
-1[a > 0], identity 1.  New activations (leaky_relu, elu, softplus, gelu) get a
-new code here plus one branch in each function; no kernel signature changes.
+Derivatives are computed from the activation *output* ``a = f(z)`` where that
+is possible (as in scikit-learn's ``inplace_*_derivative``): logistic a(1-a),
+tanh 1-a^2, relu 1[a > 0], identity 1, leaky_relu 1 or 0.01 by the sign of a,
+elu 1 or a + 1 (= exp(z) for z <= 0), softplus sigma(z) = 1 - exp(-a).  gelu's
+derivative needs z itself: the training kernel keeps z in its ``pre``
+workspace (see ``fastbp/_kernels/network.py``) and ``mul_derivative`` reads it
+there.
+
+scikit-learn's four activations are the core kernels' (``bias_activate``,
+``mul_derivative``); the others live in the ``*_any`` functions, which only
+the extended kernels link (see ``fastbp/_kernels/network.py``): every
+function a kernel links is optimized again in it, so keeping them out of the
+core kernels keeps the default path's cold compile where it was.
 """
 
 import math
@@ -14,8 +23,17 @@ IDENTITY = 0
 LOGISTIC = 1
 TANH = 2
 RELU = 3
+LEAKY_RELU = 4
+ELU = 5
+SOFTPLUS = 6
+GELU = 7
 
-HIDDEN_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+HIDDEN_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
+                "leaky_relu": LEAKY_RELU, "elu": ELU, "softplus": SOFTPLUS, "gelu": GELU}
+
+LEAKY_SLOPE = 0.01
+GELU_C = math.sqrt(2.0 / math.pi)  # the tanh approximation's sqrt(2/pi)
+GELU_A = 0.044715
 
 
 @jit
@@ -28,8 +46,54 @@ def logistic(z):
 
 
 @jit
+def softplus(z):
+    """log(1 + exp(z)) without overflow: max(z, 0) + log1p(exp(-|z|))."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@jit
+def gelu(z):
+    """0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))), the tanh approximation."""
+    return 0.5 * z * (1.0 + math.tanh(GELU_C * (z + GELU_A * z * z * z)))
+
+
+@jit
+def gelu_derivative(z):
+    """d gelu / dz of the tanh approximation, from z."""
+    t = math.tanh(GELU_C * (z + GELU_A * z * z * z))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * z * z)
+
+
+@jit
+def activate_scalar(z, code):
+    """f(z) for the activations with no vectorizable loop of their own
+    (leaky_relu, elu, softplus, gelu: libm calls or, for leaky_relu, rarely
+    used): one loop with a branch per element keeps the compiled code small."""
+    if code == LEAKY_RELU:
+        return z if z > 0 else LEAKY_SLOPE * z
+    if code == ELU:
+        return z if z > 0 else math.expm1(z)
+    if code == SOFTPLUS:
+        return softplus(z)
+    return gelu(z)
+
+
+@jit
+def derivative_scalar(a, code):
+    """f'(z) for the codes of ``activate_scalar``, from a = f(z) (gelu: from z)."""
+    if code == LEAKY_RELU:
+        return 1.0 if a > 0 else LEAKY_SLOPE
+    if code == ELU:
+        return 1.0 if a > 0 else a + 1.0
+    if code == SOFTPLUS:
+        return -math.expm1(-a)
+    return gelu_derivative(a)
+
+
+@jit
 def bias_activate(Z, b, code):
-    """Z <- f(Z + b) in place.  Shapes: Z (rows, width), b (width,). Returns None."""
+    """Z <- f(Z + b) in place for scikit-learn's four activations (the core
+    kernels' only ones).  Shapes: Z (rows, width), b (width,). Returns None."""
     rows, width = Z.shape
     for r in range(rows):
         z = Z[r]  # row views: the loops vectorize
@@ -49,10 +113,50 @@ def bias_activate(Z, b, code):
 
 
 @jit
-def mul_derivative(A, D, code):
-    """D <- D * f'(z), with f' computed from A = f(z).  Shapes: A, D (rows, width).
+def bias_activate_any(Z, b, code):
+    """``bias_activate`` for every code (the extended kernels')."""
+    if code < LEAKY_RELU:
+        bias_activate(Z, b, code)
+        return
+    rows, width = Z.shape
+    for r in range(rows):
+        z = Z[r]
+        for j in range(width):
+            z[j] = activate_scalar(z[j] + b[j], code)
 
-    Mutates D.  Returns None.
+
+@jit
+def bias_activate_keeping_input(Z, b, code, Zin):
+    """Zin <- Z + b and Z <- f(Zin): for gelu, whose derivative needs z, which
+    the training kernel keeps in ``Zin`` (its ``pre`` workspace).
+
+    Shapes: Z, Zin (rows, width).  Mutates both.  Returns None.
+    """
+    rows, width = Z.shape
+    for r in range(rows):
+        z = Z[r]
+        zin = Zin[r]
+        for j in range(width):
+            v = z[j] + b[j]
+            zin[j] = v
+            z[j] = activate_scalar(v, code)
+
+
+@jit
+def copy_rows(src, dst):
+    """dst[...] = src for (rows, width) blocks (row views, so it vectorizes)."""
+    rows, width = src.shape
+    for r in range(rows):
+        s = src[r]
+        d = dst[r]
+        for j in range(width):
+            d[j] = s[j]
+
+
+@jit
+def mul_derivative(A, D, code):
+    """D <- D * f'(z), with f' computed from A = f(z), for scikit-learn's four
+    activations.  Shapes: A, D (rows, width).  Mutates D.  Returns None.
     """
     rows, width = A.shape
     if code == IDENTITY:
@@ -69,3 +173,17 @@ def mul_derivative(A, D, code):
         else:  # LOGISTIC
             for j in range(width):
                 d[j] = d[j] * (a[j] * (1.0 - a[j]))
+
+
+@jit
+def mul_derivative_any(A, D, code):
+    """``mul_derivative`` for every code; ``A`` is f(z), or z for GELU."""
+    if code < LEAKY_RELU:
+        mul_derivative(A, D, code)
+        return
+    rows, width = A.shape
+    for r in range(rows):
+        a = A[r]
+        d = D[r]
+        for j in range(width):
+            d[j] = d[j] * derivative_scalar(a[j], code)

@@ -51,12 +51,15 @@ oversubscribed.
 import numpy as np
 from numba import prange
 
-from .._config import FASTMATH_SAFE, jit, jit_variants
-from .activations import bias_activate, mul_derivative
+from .._config import FASTMATH_SAFE, jit, jit_build, jit_variants
+from .activations import GELU, bias_activate, bias_activate_any, bias_activate_keeping_input
+from .activations import copy_rows, mul_derivative, mul_derivative_any
+from .dropout import apply_mask
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
-from .losses import loss_and_delta, output_activate
+from .losses import loss_and_delta, loss_and_delta_any, output_activate
 from .optimizers import ADAM, ADAMW, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
-from .optimizers import HYPER_LR, HYPER_LR_INIT, HYPER_WEIGHT_DECAY, adam_rate, step_range
+from .optimizers import HYPER_HUBER_DELTA, HYPER_LR, HYPER_LR_INIT, HYPER_WEIGHT_DECAY
+from .optimizers import adam_rate, step_range
 
 
 @jit
@@ -172,16 +175,95 @@ def sum_rowsq(rowsq, n):
     return total
 
 
+# --- Where the core and the extended kernels differ --------------------------
+# The core kernels (the default path: scikit-learn's activations and losses, no
+# dropout) link only the ``*_core`` leaves below; the extended kernels link the
+# ``*_extended`` ones, which handle every code.  Both are built from the same
+# bodies (``jit_build`` / ``jit_variants`` with other callees): numba optimizes
+# every linked function again inside each kernel, so the options the default
+# path never uses would otherwise add their compile time to it (measured: 3 s
+# of a 14 s cold start).  Python picks the build (``fastbp._kernels.uses_extended``).
+
 @jit
-def forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, params,
-                          w_off, b_off, a_off, d_off, acts, deltas, rowloss,
-                          act_code, out_code, clip_eps, bsz, r0, r1):
+def hidden_forward_core(A_out, bias, pre, pre_start, rows_idx, dropout_key, act_code, rate,
+                        layer, bsz, r0, r1):
+    """A_out <- f(A_out + bias) for a hidden layer.  Returns None."""
+    bias_activate(A_out, bias, act_code)
+
+
+@jit
+def hidden_forward_extended(A_out, bias, pre, pre_start, rows_idx, dropout_key, act_code,
+                            rate, layer, bsz, r0, r1):
+    """``hidden_forward_core`` for every activation, keeping in ``pre`` (its
+    (bsz, width) block at ``pre_start``, rows r0:r1) what f' needs (gelu's z,
+    or f(z) before the mask), then dropout's mask at ``rate``.  Returns None."""
+    if pre.shape[0] == 0:
+        bias_activate_any(A_out, bias, act_code)
+        return
+    P = block(pre, pre_start, bsz, A_out.shape[1])[r0:r1]
+    if act_code == GELU:
+        bias_activate_keeping_input(A_out, bias, act_code, P)
+    else:
+        bias_activate_any(A_out, bias, act_code)
+        if rate > 0:
+            copy_rows(A_out, P)
+    if rate > 0:
+        apply_mask(A_out, rows_idx, dropout_key, layer, rate)
+
+
+@jit
+def hidden_backward_core(D_k, A_k, pre, pre_start, rows_idx, dropout_key, act_code, rate,
+                         layer, bsz, r0, r1):
+    """D_k <- D_k * f'(z_k), f' from the activations A_k.  Returns None."""
+    mul_derivative(A_k, D_k, act_code)
+
+
+@jit
+def hidden_backward_extended(D_k, A_k, pre, pre_start, rows_idx, dropout_key, act_code,
+                             rate, layer, bsz, r0, r1):
+    """``hidden_backward_core`` for every activation: the forward pass's mask
+    (the same key), then f' from ``pre`` where the forward pass kept it."""
+    if rate > 0:
+        apply_mask(D_k, rows_idx, dropout_key, layer, rate)
+    if pre.shape[0] > 0 and (act_code == GELU or rate > 0):
+        mul_derivative_any(block(pre, pre_start, bsz, D_k.shape[1])[r0:r1], D_k, act_code)
+    else:
+        mul_derivative_any(A_k, D_k, act_code)
+
+
+@jit
+def output_loss_core(A, Y, sw, rows_idx, D, rowloss, code, clip_eps, huber_delta):
+    """The output layer's loss and delta for the canonical codes."""
+    loss_and_delta(A, Y, sw, rows_idx, D, rowloss, code, clip_eps)
+
+
+# The bodies below call these names; the extended builds replace them.
+hidden_forward = hidden_forward_core
+hidden_backward = hidden_backward_core
+output_loss = output_loss_core
+activate = bias_activate
+EXTENDED_LEAVES = {"hidden_forward": hidden_forward_extended,
+                   "hidden_backward": hidden_backward_extended,
+                   "output_loss": loss_and_delta_any,
+                   "activate": bias_activate_any}
+
+
+def _forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, params,
+                           w_off, b_off, a_off, d_off, acts, deltas, pre, rowloss,
+                           act_code, out_code, dropout, dropout_key, clip_eps, huber_delta,
+                           bsz, r0, r1):
     """Rows [r0, r1) of a mini-batch of ``bsz`` rows: gather, forward pass, output
     loss and delta, and the delta recursion back to the first hidden layer.
 
     ``rows_idx`` are the sample indices of these rows.  Writes those rows of
     every activation and delta block, and ``rowloss[r0:r1]`` (the weighted
     per-row loss).  Reads ``params`` only.  Returns None.
+
+    ``pre`` (laid out like ``deltas``, or empty) keeps, per hidden layer, what
+    f' is computed from when the activations cannot serve: z for gelu, f(z)
+    before the mask where the layer has dropout (``dropout[l]`` > 0, the rate
+    of hidden layer l + 1).  A dropped unit is 0 in the activations and its
+    delta is 0: the same mask multiplies both (``fastbp._kernels.dropout``).
     """
     n_layers = sizes.shape[0] - 1
     gather_rows(X, Xdata, Xindices, Xindptr, rows_idx,
@@ -194,18 +276,25 @@ def forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, p
         gemm_nn(A_in, block(params, w_off[l], fi, fo), A_out)
         bias = params[b_off[l]:b_off[l] + fo]
         if l < n_layers - 1:
-            bias_activate(A_out, bias, act_code)
+            hidden_forward(A_out, bias, pre, d_off[l + 1], rows_idx, dropout_key, act_code,
+                           dropout[l], l + 1, bsz, r0, r1)
         else:
             output_activate(A_out, bias, out_code)
-            loss_and_delta(A_out, Y, sw, rows_idx, block(deltas, d_off[l + 1], bsz, fo)[r0:r1],
-                           rowloss[r0:r1], out_code, clip_eps)
-    for k in range(n_layers - 1, 0, -1):  # delta_k = (delta_{k+1} W_k^T) * f'(a_k)
+            output_loss(A_out, Y, sw, rows_idx, block(deltas, d_off[l + 1], bsz, fo)[r0:r1],
+                        rowloss[r0:r1], out_code, clip_eps, huber_delta)
+    for k in range(n_layers - 1, 0, -1):  # delta_k = (delta_{k+1} W_k^T) * f'(z_k)
         fk = sizes[k]
         fn = sizes[k + 1]
         D_k = block(deltas, d_off[k], bsz, fk)[r0:r1]
         gemm_nt(block(deltas, d_off[k + 1], bsz, fn)[r0:r1], block(params, w_off[k], fk, fn),
                 D_k)
-        mul_derivative(block(acts, a_off[k], bsz, fk)[r0:r1], D_k, act_code)
+        hidden_backward(D_k, block(acts, a_off[k], bsz, fk)[r0:r1], pre, d_off[k], rows_idx,
+                        dropout_key, act_code, dropout[k - 1], k, bsz, r0, r1)
+
+
+forward_backward_rows = jit_build(_forward_backward_rows, None, "")
+forward_backward_rows_extended = jit_build(_forward_backward_rows, EXTENDED_LEAVES,
+                                           "_extended")
 
 
 @jit
@@ -289,9 +378,9 @@ def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, del
 
 
 def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
-                   moments, acts, deltas, grad_sums, partials, rowsq, rowloss,
-                   act_code, out_code, opt_code, hyper, adam_t, loss_sum,
-                   batch_size, batch_lo, batch_hi, n_blocks):
+                   moments, acts, deltas, grad_sums, partials, rowsq, rowloss, pre,
+                   act_code, out_code, opt_code, hyper, adam_t, dropout, dropout_key,
+                   loss_sum, batch_size, batch_lo, batch_hi, n_blocks):
     """Run mini-batches [batch_lo, batch_hi) of an epoch; return
     ``loss_sum + sum(batch_loss * batch_len)``, added batch by batch.
 
@@ -304,8 +393,11 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/grad_sums/rowsq/rowloss as in the
     module docstring; partials (J or 0, n_params) per-block gradients (J rows
-    select that schedule); hyper float64 (N_HYPER,); adam_t int64 (1,) Adam's
-    step counter.
+    select that schedule); pre (like deltas, or empty: see
+    ``forward_backward_rows``); hyper float64 (N_HYPER,); adam_t int64 (1,)
+    Adam's step counter; dropout float64 (L-1,) the rate of each hidden layer
+    (zeros: no dropout); dropout_key int64 (2,) the mask generator's seed and
+    this epoch's number (``fastbp._kernels.dropout``).
     Mutates params, moments, adam_t, hyper[HYPER_LR] (adam: the rate of the last
     step, the only place it is computed) and the workspaces; with opt_code NONE
     it leaves the gradient of the (single) batch in ``grad_sums`` instead of
@@ -316,6 +408,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     m = order.shape[0]
     alpha = hyper[HYPER_ALPHA]
     clip_eps = hyper[HYPER_CLIP_EPS]
+    huber_delta = hyper[HYPER_HUBER_DELTA]
     by_partials = partials.shape[0] > 0
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
@@ -334,8 +427,9 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
             if r1 > r0:
                 forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw,
                                       order[start + r0:start + r1], sizes, params, w_off,
-                                      b_off, a_off, d_off, acts, deltas, rowloss, act_code,
-                                      out_code, clip_eps, bsz, r0, r1)
+                                      b_off, a_off, d_off, acts, deltas, pre, rowloss,
+                                      act_code, out_code, dropout, dropout_key, clip_eps,
+                                      huber_delta, bsz, r0, r1)
             if by_partials:
                 rows_gradient(sizes, w_off, b_off, a_off, d_off, acts, deltas, partials[j],
                               bsz, r0, r1)
@@ -411,10 +505,15 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                 else:
                     gemm_nn(block(ws[t, (l - 1) % 2], zero, rows, fi), W, Aout)
                 if l < n_layers - 1:
-                    bias_activate(Aout, bias, act_code)
+                    activate(Aout, bias, act_code)
                 else:
                     output_activate(Aout, bias, out_code)
 
 
 train_batches_serial, train_batches_parallel = jit_variants(_train_batches)
 predict_serial, predict_parallel = jit_variants(_predict)
+# Every option (fastbp._kernels.uses_extended says which need these).
+train_batches_extended_serial, train_batches_extended_parallel = jit_variants(
+    _train_batches, {"forward_backward_rows": forward_backward_rows_extended}, "_extended")
+predict_extended_serial, predict_extended_parallel = jit_variants(
+    _predict, EXTENDED_LEAVES, "_extended")

@@ -37,7 +37,8 @@ HYPER_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log lo
 HYPER_LR_INIT = 8
 HYPER_RHO = 9  # rmsprop: decay of the squared-gradient average
 HYPER_WEIGHT_DECAY = 10  # adamw: decoupled weight decay (weights only)
-N_HYPER = 11
+HYPER_HUBER_DELTA = 11  # the huber loss's threshold (not an optimizer's, but it travels here)
+N_HYPER = 12
 
 
 def as_dtype_of(arr, x):
