@@ -97,10 +97,11 @@ def jit_variants(func, overrides=None, suffix=""):
     parallel region is unsafe.  Both compile lazily.  ``overrides`` (a dict of
     globals) builds the body against other callees (see ``jit_build``).
     """
+    # nogil: restarts (fastbp._restarts) run one start per Python thread.
     serial = _njit(_renamed_copy(func, suffix + "_serial", overrides), CACHE,
-                   parallel=False)
+                   parallel=False, nogil=True)
     parallel = _njit(_renamed_copy(func, suffix + "_parallel", overrides), CACHE_PARALLEL,
-                     parallel=True)
+                     parallel=True, nogil=True)
     return serial, parallel
 
 

@@ -6,10 +6,15 @@ PARAMS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element represents the number of neurons in the ith hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', \
+            'softplus', 'gelu'}, default='relu'
         Activation function for the hidden layers: 'identity' f(x) = x,
         'logistic' f(x) = 1 / (1 + exp(-x)), 'tanh' f(x) = tanh(x),
-        'relu' f(x) = max(0, x).
+        'relu' f(x) = max(0, x); fastbp's own: 'leaky_relu' f(x) = x for x > 0
+        else 0.01 x, 'elu' f(x) = x for x > 0 else exp(x) - 1, 'softplus'
+        f(x) = log(1 + exp(x)), 'gelu' f(x) = x/2 (1 + tanh(sqrt(2/pi) (x +
+        0.044715 x^3))) (the tanh approximation).  All but 'logistic' start
+        from scikit-learn's Glorot-uniform bound sqrt(6 / (fan_in + fan_out)).
 
     solver : {'lbfgs', 'sgd', 'adam', 'rmsprop', 'adamw'}, default='adam'
         The solver for weight optimization: 'lbfgs' (scipy's L-BFGS-B on the
@@ -121,6 +126,28 @@ PARAMS_DOC = """
         same for every n_jobs (and thread setting or process), see the README's
         "Determinism".
 
+    dropout : float or array-like of shape (n_layers - 2,), default=0.0
+        Probability of dropping each hidden unit in training (inverted
+        dropout: kept units are scaled by 1 / (1 - p), so predictions are the
+        plain forward pass through ``coefs_`` and ``intercepts_``).  One float
+        for every hidden layer, or one per hidden layer, each in [0, 1).  The
+        masks are a hash of ``random_state``, the epoch, the sample and the
+        unit, so a fit is reproducible and the same for every ``n_jobs``.  Only
+        used by the stochastic solvers; solver='lbfgs' with dropout > 0 raises
+        a ValueError.
+
+    n_init : int, default=1
+        Number of training runs from different initial weights; the model
+        kept is the one with the lowest final ``loss_`` or, with
+        ``early_stopping=True``, the best ``best_validation_score_`` (the
+        lowest ``best_validation_loss_`` with ``validation_metric='loss'``).
+        Start 0 uses ``random_state`` exactly as n_init=1 does; the others'
+        seeds derive from it, and all starts share start 0's validation split.
+        ``init_losses_`` and ``best_init_`` tell how the starts ended.  Small
+        networks train their starts concurrently on the available threads
+        (bitwise the same result).  Ignored by partial_fit and warm starts,
+        which continue the kept model.
+
     rho : float, default=0.9
         Decay of RMSprop's running average of squared gradients, in [0, 1).
         Only used when solver='rmsprop'.
@@ -130,6 +157,13 @@ PARAMS_DOC = """
         (not the intercepts) shrinks by ``learning_rate_init * weight_decay``
         of itself.  Unlike ``alpha`` it is not part of the loss.  Only used
         when solver='adamw'.
+
+    validation_metric : {'score', 'loss'}, default='score'
+        What early stopping follows on the validation set: 'score' (accuracy
+        or R^2, scikit-learn's rule) or 'loss' (the validation loss of
+        ``validation_loss_curve_``, lower is better): the stopping test and the
+        weights restored at the end follow it.  Only used when
+        ``early_stopping=True``.
 """
 
 ATTRS_DOC = """
@@ -148,7 +182,27 @@ ATTRS_DOC = """
         ``early_stopping=True``).
 
     best_validation_score_ : float or None
-        The best validation score (only with ``early_stopping=True``).
+        The best validation score (only with ``early_stopping=True``); with
+        ``validation_metric='loss'``, the score of the epoch kept.
+
+    validation_loss_curve_ : list of shape (n_iter_,) or None
+        The validation loss at each epoch (only with ``early_stopping=True``):
+        the loss of ``loss_curve_`` (same loss, sample weights and L2 term)
+        on the held-out set as one batch: sum of weighted per-sample losses
+        / sum of their weights + alpha / 2 * ||W||^2 / sum of their weights.
+
+    best_validation_loss_ : float or None
+        The lowest validation loss, when ``validation_metric='loss'`` and
+        ``early_stopping=True``; None otherwise.
+
+    init_losses_ : ndarray of shape (n_init,)
+        The final ``loss_`` of each start (see ``n_init``).
+
+    init_validation_scores_ : ndarray of shape (n_init,) or None
+        Each start's ``best_validation_score_`` (with early stopping).
+
+    best_init_ : int
+        The index of the start kept.
 
     t_ : int
         The number of training samples seen by the solver during fitting.
@@ -181,6 +235,13 @@ ATTRS_DOC = """
 """
 
 CLASSIFIER_PARAMS_DOC = """
+    loss : {'log_loss', 'squared_error'}, default='log_loss'
+        The loss: 'log_loss' (cross-entropy, scikit-learn's) or 'squared_error'
+        on the same logistic/softmax output, J = sum_i sw_i * 1/2 * ||p_i -
+        y_i||^2 / sum_i sw_i + the L2 term (the classic backpropagation
+        formulation; softmax's gradient uses its full Jacobian).
+        ``predict_proba`` means the same with either.
+
     class_weight : dict, list of dict or 'balanced', default=None
         Weights of the classes, multiplied into ``sample_weight`` exactly as
         :func:`sklearn.utils.class_weight.compute_sample_weight` computes them:

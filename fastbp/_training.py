@@ -9,6 +9,7 @@ weights, see the same mini-batches and stop at the same epoch.
 
 import time
 import warnings
+from collections import namedtuple
 
 import numpy as np
 import scipy.optimize
@@ -19,7 +20,8 @@ from sklearn.model_selection import train_test_split
 from . import _threads
 from ._kernels import kernels_for
 from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
-from ._network import Workspace
+from ._kernels.network import dataset_loss
+from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_options
 
@@ -143,13 +145,19 @@ def _workspace(est, net, cap, keep_pre):
     return ws
 
 
-def dropout_seed(random_state):
-    """The seed of the dropout masks: a hash of ``random_state``'s current state,
-    which it does not advance, so a fit with dropout draws the same initial
-    weights, validation split and mini-batches as the same fit without it."""
+def state_hash(random_state):
+    """A non-negative int64 hash of a ``RandomState``'s current state; reading
+    the state does not advance it."""
     _, key, pos = random_state.get_state()[:3]
     entropy = [int(pos)] + key.tolist()
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def dropout_seed(random_state):
+    """The seed of the dropout masks: ``state_hash(random_state)``, so a fit with
+    dropout draws the same initial weights, validation split and mini-batches
+    as the same fit without it."""
+    return state_hash(random_state)
 
 
 def needs_pre(est, rates):
@@ -174,9 +182,40 @@ def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_c
                   lo, hi, ws.n_blocks)
 
 
-def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads):
+# The held-out part of the data for early stopping: X and labels for the
+# score (sw_score None when the user gave no weights, as scikit-learn scores),
+# kernel targets and weights for the loss.
+ValidationSet = namedtuple("ValidationSet", ["X", "y", "Y", "sw_score", "sw"])
+
+
+def validation_split(est, Y):
+    """scikit-learn's early-stopping split (train_test_split with the
+    estimator's random state, stratified for single-output classifiers), as
+    int64 index arrays ``(idx_train, idx_val)``."""
+    n_samples = Y.shape[0]
+    should_stratify = is_classifier(est) and est.n_outputs_ == 1
+    stratify = _stratify_codes(Y) if should_stratify else None
+    try:
+        idx_train, idx_val = train_test_split(
+            np.arange(n_samples), random_state=est._random_state,
+            test_size=est.validation_fraction, stratify=stratify)
+    except ValueError as exc:
+        raise _name_user_labels(exc, est.classes_, stratify) from None
+    if idx_val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' "
+            "or the size of your dataset.")
+    return idx_train.astype(np.int64), idx_val
+
+
+def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads,
+                   split=None):
     """Stochastic training (sgd, adam, rmsprop, adamw); mutates ``est`` (fitted
-    attributes) and ``net.params``."""
+    attributes) and ``net.params``.
+
+    ``split``: the early-stopping split to use instead of drawing one (the
+    restarts share start 0's, so their validation scores compare).
+    """
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, net.n_params, net.dtype)
     opt = est._optimizer
@@ -186,26 +225,16 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     early_stopping = est.early_stopping
     n_samples = Y.shape[0]
     if early_stopping:
-        should_stratify = is_classifier(est) and est.n_outputs_ == 1
-        stratify = _stratify_codes(Y) if should_stratify else None
-        try:
-            idx_train, idx_val = train_test_split(
-                np.arange(n_samples), random_state=est._random_state,
-                test_size=est.validation_fraction, stratify=stratify)
-        except ValueError as exc:
-            raise _name_user_labels(exc, est.classes_, stratify) from None
-        if idx_val.shape[0] < 2:
-            raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset.")
-        X_val = X_valid_source[idx_val]
-        y_val = y_orig[idx_val]
-        sw_val = None if est._sample_weight_given is False else sw[idx_val]
-        idx_train = idx_train.astype(np.int64)
+        idx_train, idx_val = validation_split(est, Y) if split is None else split
+        val = ValidationSet(
+            X_valid_source[idx_val], y_orig[idx_val], Y[idx_val],
+            None if est._sample_weight_given is False else sw[idx_val], sw[idx_val])
         est._best_params = net.params.copy()
+        if getattr(est, "validation_loss_curve_", None) is None:
+            est.validation_loss_curve_ = []
     else:
         idx_train = None
-        X_val = y_val = sw_val = None
+        val = None
 
     n_train = n_samples if idx_train is None else idx_train.shape[0]
     sample_idx = np.arange(n_train, dtype=np.int64)
@@ -232,6 +261,7 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
     per_call = max(1, int(CALL_FLOPS // flops_per_batch))
 
+    stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
     with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
         try:
             est.n_iter_ = 0
@@ -244,6 +274,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 loss_sum = 0.0
                 lo = 0
                 while lo < n_batches:
+                    if stop is not None and stop.is_set():  # another start was interrupted
+                        raise KeyboardInterrupt
                     kernel = parallel if pacer.use_parallel() else serial
                     hi = lo + pacer.batches(min(per_call, n_batches - lo))
                     start = time.perf_counter()
@@ -268,13 +300,14 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 if est.verbose:
                     print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
 
-                _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val)
+                _update_no_improvement_count(est, net, val, n_threads)
                 opt.iteration_ends(est.t_)
 
                 if est._no_improvement_count > est.n_iter_no_change:
                     if early_stopping:
-                        msg = ("Validation score did not improve more than "
-                               "tol=%f for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+                        msg = ("Validation %s did not improve more than "
+                               "tol=%f for %d consecutive epochs." % (
+                                   est.validation_metric, est.tol, est.n_iter_no_change))
                     else:
                         msg = ("Training loss did not improve more than tol=%f"
                                " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
@@ -290,7 +323,10 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                         "reached and the optimization hasn't converged yet." % est.max_iter,
                         ConvergenceWarning)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+            if stop is None:
+                warnings.warn("Training interrupted by user.")
+            else:  # a restart: fastbp._restarts ends the others and warns once
+                stop.set()
 
     if early_stopping:
         net.params[...] = est._best_params
@@ -333,34 +369,62 @@ def _stop_diverged_with_early_stopping(est, loss, n_train):
     early stopping.
     """
     epoch = est.n_iter_ + 1
-    if not np.isfinite(est.best_validation_score_):
+    by_loss = est.validation_metric == "loss"
+    best_value = est.best_validation_loss_ if by_loss else est.best_validation_score_
+    if not np.isfinite(best_value):
         raise _diverged_sgd(est, epoch)
     est.n_iter_ = epoch
     est.loss_ = float(loss)
     est.t_ += n_train
     est.loss_curve_.append(est.loss_)
     est.validation_scores_.append(float("nan"))
-    # validation_scores_ runs on across warm-started fits; n_iter_ counts this one
-    first_of_fit = len(est.validation_scores_) - est.n_iter_
-    best = int(np.nanargmax(np.asarray(est.validation_scores_, dtype=np.float64)))
+    est.validation_loss_curve_.append(float("nan"))
+    # the curves run on across warm-started fits; n_iter_ counts this one
+    curve = np.asarray(est.validation_loss_curve_ if by_loss else est.validation_scores_,
+                       dtype=np.float64)
+    first_of_fit = curve.shape[0] - est.n_iter_
+    best = int(np.nanargmin(curve) if by_loss else np.nanargmax(curve))
     if best >= first_of_fit:
         kept = f"the weights of epoch {best - first_of_fit + 1}"
     else:
         kept = "the weights this fit started from"
     warnings.warn(
         f"The training loss became non-finite in epoch {epoch}: training stopped "
-        f"there and {kept} (the best validation score, "
-        f"{est.best_validation_score_:.6g}) were restored. Lower learning_rate_init "
+        f"there and {kept} (the best validation {est.validation_metric}, "
+        f"{best_value:.6g}) were restored. Lower learning_rate_init "
         f"(it is {est.learning_rate_init!r}) or scale X (e.g. with StandardScaler).",
         ConvergenceWarning)
 
 
-def _update_no_improvement_count(est, net, early_stopping, X_val, y_val, sw_val):
-    if early_stopping:
-        val_score = est._score(X_val, y_val, sample_weight=sw_val)
+def validation_score_and_loss(est, net, val, n_threads):
+    """The validation score and loss of the current weights, from one forward
+    pass: the loss is the training loss's formula (weighted data loss and
+    L2 term over the validation weights' sum), with the user's sample weights."""
+    output = forward_pass(net, val.X, est._act_code, est._out_code, n_threads)
+    score = est._score_output(output, val.y, val.sw_score)
+    loss = dataset_loss(output, val.Y, val.sw, net.sizes, net.params, est._out_code,
+                        float(est.alpha), float(np.finfo(net.dtype).eps), est._huber_delta)
+    return score, float(loss)
+
+
+def _update_no_improvement_count(est, net, val, n_threads):
+    if val is not None:
+        val_score, val_loss = validation_score_and_loss(est, net, val, n_threads)
         est.validation_scores_.append(val_score)
+        est.validation_loss_curve_.append(val_loss)
         if est.verbose:
             print("Validation score: %f" % est.validation_scores_[-1])
+        if est.validation_metric == "loss":
+            # lower is better; best_validation_score_ is the kept epoch's score
+            if val_loss > est.best_validation_loss_ - est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            if val_loss < est.best_validation_loss_:
+                est.best_validation_loss_ = val_loss
+                est.best_validation_score_ = val_score
+                est._best_params = net.params.copy()
+            return
         last_valid_score = est.validation_scores_[-1]
         if last_valid_score < (est.best_validation_score_ + est.tol):
             est._no_improvement_count += 1
@@ -441,7 +505,11 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
         except KeyboardInterrupt:
             if last["fun"] is None:  # not even the first loss: nothing to keep
                 raise
-            warnings.warn("Training interrupted by user.")
+            stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
+            if stop is None:
+                warnings.warn("Training interrupted by user.")
+            else:
+                stop.set()
             x, est.n_iter_, est.loss_ = last["x"], last["n_iter"], last["fun"]
         else:
             est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)

@@ -14,7 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
-from . import _threads, _training
+from . import _restarts, _threads, _training
 from ._docs import ATTRS_DOC as _ATTRS_DOC
 from ._docs import CLASSIFIER_PARAMS_DOC as _CLASSIFIER_PARAMS_DOC
 from ._docs import PARAMS_DOC as _PARAMS_DOC
@@ -111,7 +111,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         self.intercepts_ = list(net.intercepts)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: on Python >= 3.11 object.__getstate__ returns the live __dict__
+        state = dict(super().__getstate__())
         for key in _TRANSIENT:
             state.pop(key, None)
         return state
@@ -156,12 +157,17 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
+                self.best_validation_loss_ = (np.inf if self.validation_metric == "loss"
+                                              else None)
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
+                self.best_validation_loss_ = None
 
     @property
     def _act_code(self):
@@ -237,11 +243,21 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             sw = as_kernel_array(sample_weight, dtype)
         n_threads = _threads.resolve_n_threads(self.n_jobs)
 
+        if first_pass and self.n_init > 1:
+            _restarts.fit_with_restarts(self, inputs, X, Y, sw, y_orig, n_threads, y,
+                                        layer_units)
+            return
         if self.solver in _STOCHASTIC_SOLVERS:
             _training.fit_stochastic(self, net, inputs, X, Y, sw, y_orig, incremental,
                                      n_threads)
         else:
             _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads)
+        # one start (n_init=1, or a warm start / partial_fit continuing the model)
+        self.init_losses_ = np.array([getattr(self, "loss_", np.nan)], dtype=np.float64)
+        self.best_init_ = 0
+        early = self.solver in _STOCHASTIC_SOLVERS and self.early_stopping
+        self.init_validation_scores_ = (
+            np.array([self.best_validation_score_], dtype=np.float64) if early else None)
 
 
     def _with_class_weight(self, sample_weight, y, incremental):
@@ -285,11 +301,17 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         n_threads = _threads.resolve_n_threads(self.n_jobs)
         return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
 
-    def _score_with_function(self, X, y, sample_weight, score_function):
-        y_pred = self._predict(X, check_input=False)
+    def _score(self, X, y, sample_weight=None):
+        return self._score_output(self._forward_pass_fast(X, check_input=False), y,
+                                  sample_weight)
+
+    def _score_output(self, output, y, sample_weight):
+        """``score`` from the output layer's activations ``output`` of X (the
+        training loop computes them once for the validation score and loss)."""
+        y_pred = self._predict_from_output(output)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return score_function(y, y_pred, sample_weight=sample_weight)
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -449,13 +471,14 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_from_output(self._forward_pass_fast(X, check_input=check_input))
+
+    def _predict_from_output(self, y_pred):
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         return self._label_binarizer.inverse_transform(y_pred)
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+    _score_function = staticmethod(accuracy_score)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -543,11 +566,18 @@ class BPRegressor(RegressorMixin, _BaseBP):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+            default='squared_error'
         The loss function: half squared error with an identity output, or half
         Poisson deviance with an exponential output (log-link), which requires
-        ``y >= 0``.
+        ``y >= 0``; fastbp's own: 'absolute_error' (mean over outputs of
+        |y - p|) and 'huber' (mean over outputs of r^2 / 2 for |r| <=
+        ``huber_delta``, else huber_delta * (|r| - huber_delta / 2), r = p - y),
+        each weighted and divided by the sample-weight sum like the others.
 """ + _PARAMS_DOC + """
+    huber_delta : float, default=1.0
+        The threshold of the huber loss, > 0.  Only used when loss='huber'.
+""" + """
     Attributes
     ----------""" + _ATTRS_DOC + """
     See Also
@@ -614,13 +644,14 @@ class BPRegressor(RegressorMixin, _BaseBP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_from_output(self._forward_pass_fast(X, check_input=check_input))
+
+    def _predict_from_output(self, y_pred):
         if y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, r2_score)
+    _score_function = staticmethod(r2_score)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,

@@ -510,6 +510,29 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     output_activate(Aout, bias, out_code)
 
 
+@jit
+def dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta):
+    """The loss of the outputs ``A`` (n, n_out) against ``Y`` with weights ``sw``,
+    as a mini-batch's loss is computed in training: sum of the weighted row
+    losses / sum(sw) + alpha / 2 * ||W||^2 / sum(sw).  For the validation loss
+    (called from Python once per epoch, so it may allocate).  Returns a float.
+    """
+    n = A.shape[0]
+    rows_idx = np.arange(n)
+    D = np.empty_like(A)
+    rowloss = np.empty(n, dtype=np.float64)
+    loss_and_delta_any(A, Y, sw, rows_idx, D, rowloss, out_code, clip_eps, huber_delta)
+    data_loss = 0.0
+    sw_sum = 0.0
+    for r in range(n):
+        data_loss += rowloss[r]
+        sw_sum += sw[r]
+    w_off, _, _, _, sq_off = layer_offsets(sizes, 1)
+    rowsq = np.empty(sq_off[sizes.shape[0] - 1], dtype=np.float64)
+    sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
+    return data_loss / sw_sum + 0.5 * alpha * sumsq / sw_sum
+
+
 train_batches_serial, train_batches_parallel = jit_variants(_train_batches)
 predict_serial, predict_parallel = jit_variants(_predict)
 # Every option (fastbp._kernels.uses_extended says which need these).

@@ -1,0 +1,139 @@
+"""Restarts (``n_init``): train several networks from different initial weights
+and keep the best one.
+
+Start 0 is exactly the ``n_init=1`` fit: the estimator's own random state,
+already used for its initial weights, then (with early stopping) the
+validation split, then the mini-batch shuffles.  Start s >= 1 draws its
+weights and shuffles from its own ``RandomState``, seeded from a hash of that
+random state (``start_seeds``), and reuses start 0's validation split, so
+that the validation scores the starts are compared by come from the same
+held-out samples.
+
+Small networks leave threads idle (a parallel region per mini-batch costs more
+than it gains), so their starts run concurrently, one thread each; larger ones
+run one after another with every thread.  Either way each start computes
+exactly what it would alone (the kernels are bitwise independent of the
+thread count), so the kept model is the same.
+"""
+
+import copy
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _training
+
+__all__ = ["fit_with_restarts", "start_seeds", "starts_run_concurrently"]
+
+# Work per mini-batch (multiply-adds of forward and backward passes) under
+# which one start runs on one thread and starts share the cores instead.
+CONCURRENT_FLOPS_PER_BATCH = 20e6
+
+
+def start_seeds(random_state, n_init):
+    """Seeds of starts 1..n_init-1: a hash of ``random_state``'s current state
+    and the start's index (the state is read, not advanced)."""
+    base = _training.state_hash(random_state)
+    return [np.random.SeedSequence([base, s]).generate_state(4) for s in range(1, n_init)]
+
+
+def starts_run_concurrently(est, net, n_threads, n_samples):
+    """Whether the starts share the threads (one each) rather than run in turn."""
+    if n_threads < 2 or est.solver == "lbfgs":
+        return False
+    batch = min(200, n_samples) if est.batch_size == "auto" else int(est.batch_size)
+    return 6.0 * net.n_coef * min(batch, n_samples) < CONCURRENT_FLOPS_PER_BATCH
+
+
+def _score_of(start, early_stopping, by_loss):
+    """What the starts are compared by (lower is better), nan-safe."""
+    if early_stopping:
+        value = start.best_validation_loss_ if by_loss else -start.best_validation_score_
+    else:
+        value = start.loss_
+    return value if np.isfinite(value) else np.inf
+
+
+def _new_start(est, seed, y, layer_units, dtype):
+    """A copy of ``est`` that has drawn its own initial weights from ``seed``."""
+    start = copy.copy(est)  # (without _net and _workspace: see __getstate__)
+    for key in ("_optimizer", "_best_params"):
+        start.__dict__.pop(key, None)
+    start._random_state = np.random.RandomState(seed)
+    start._initialize(y, layer_units, dtype)
+    return start
+
+
+def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
+    """Fit ``est`` (initialized: start 0) ``n_init`` times and keep the best.
+
+    Sets ``init_losses_``, ``best_init_`` and ``init_validation_scores_``;
+    the kept start's fitted attributes become ``est``'s.
+    """
+    n_init = est.n_init
+    stochastic = est.solver != "lbfgs"
+    early_stopping = stochastic and est.early_stopping
+    seeds = start_seeds(est._random_state, n_init)
+    split = _training.validation_split(est, Y) if early_stopping else None
+    dtype = est._net.dtype
+    starts = [est] + [_new_start(est, seed, y, layer_units, dtype) for seed in seeds]
+    stop = threading.Event()  # a Ctrl-C in the main thread ends every start
+    for start in starts:
+        start._stop_requested = stop
+
+    def run(start, threads):
+        try:
+            if stochastic:
+                _training.fit_stochastic(start, start._net, inputs, X, Y, sw, y_orig, False,
+                                         threads, split=split)
+            else:
+                _training.fit_lbfgs(start, start._net, inputs, Y, sw, threads)
+        except _training.Diverged as exc:
+            return exc
+        return None
+
+    errors = [None] * n_init
+    concurrent = starts_run_concurrently(est, est._net, n_threads, Y.shape[0])
+    try:
+        if concurrent:
+            with ThreadPoolExecutor(max_workers=min(n_threads, n_init)) as pool:
+                futures = [pool.submit(run, start, 1) for start in starts]
+                try:
+                    errors = [f.result() for f in futures]
+                except KeyboardInterrupt:
+                    stop.set()
+                    errors = [f.result() for f in futures]
+                    warnings.warn("Training interrupted by user.")
+        else:
+            for i, start in enumerate(starts):
+                errors[i] = run(start, n_threads)
+                if stop.is_set():  # interrupted: the starts not run are skipped
+                    errors[i + 1:] = [KeyboardInterrupt()] * (n_init - i - 1)
+                    warnings.warn("Training interrupted by user.")
+                    break
+    finally:
+        for start in starts:
+            start.__dict__.pop("_stop_requested", None)
+
+    finished = [i for i, err in enumerate(errors) if err is None]
+    if not finished:
+        raise errors[0]
+    by_loss = early_stopping and est.validation_metric == "loss"
+    best = min(finished, key=lambda i: (_score_of(starts[i], early_stopping, by_loss), i))
+    init_losses = np.full(n_init, np.nan)
+    init_scores = np.full(n_init, np.nan) if early_stopping else None
+    for i in finished:
+        init_losses[i] = starts[i].loss_
+        if early_stopping:
+            init_scores[i] = starts[i].best_validation_score_
+    if best != 0:
+        kept = starts[best]
+        for key in list(est.__dict__):
+            if key not in kept.__dict__:
+                del est.__dict__[key]
+        est.__dict__.update(kept.__dict__)
+    est.init_losses_ = init_losses
+    est.init_validation_scores_ = init_scores
+    est.best_init_ = int(best)
