@@ -72,7 +72,7 @@ class Network:
         self.dtype = np.dtype(dtype)
         for k, units in enumerate(self.sizes.tolist()):
             check_blas_size(f"The width of layer {k}", units)
-        w_off, b_off, _, _, _ = layer_offsets(self.sizes, 1)
+        w_off, b_off, _, _, _ = layer_offsets(self.sizes, 1, 1)
         n_layers = self.sizes.shape[0] - 1
         self.n_coef = int(w_off[n_layers])
         self.n_params = int(b_off[n_layers])
@@ -99,7 +99,7 @@ class Network:
             a is b for a, b in zip(intercepts, self.intercepts))
 
 
-def uses_partials(sizes, cap, n_blocks):
+def uses_partials(sizes, cap, n_blocks, sparse=False):
     """Whether mini-batches of ``cap`` rows in ``n_blocks`` blocks use per-block
     partial gradients (one parallel region per mini-batch) rather than
     parameter-owned gradient blocks (two regions).
@@ -111,9 +111,9 @@ def uses_partials(sizes, cap, n_blocks):
     only, so the result stays independent of the thread count.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
-    if n_blocks <= 1:
+    if n_blocks <= 1 or sparse:  # CSR input: a dense W_0 partial per block would dominate
         return False
-    n_params = int(layer_offsets(sizes, 1)[1][-1])
+    n_params = int(layer_offsets(sizes, 1, 1)[1][-1])
     return n_blocks * n_params <= cap * int(sizes.sum())
 
 
@@ -125,12 +125,14 @@ class Workspace:
     allocated once per fit (or reused by partial_fit), never per mini-batch.
     """
 
-    def __init__(self, sizes, dtype, cap, n_blocks, keep_pre=False):
+    def __init__(self, sizes, dtype, cap, n_blocks, keep_pre=False, sparse=False):
         sizes = np.asarray(sizes, dtype=np.int64)
         check_blas_size("The number of rows per compiled product (the batch size)", cap)
         self.n_blocks = n_blocks
-        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks, bool(keep_pre))
-        w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, cap)
+        self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks, bool(keep_pre),
+                    bool(sparse))
+        # CSR input has no dense input block (the kernels read it in place)
+        w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, cap, 0 if sparse else cap)
         n_layers = sizes.shape[0] - 1
         self.acts = np.empty(int(a_off[n_layers + 1]), dtype=dtype)
         self.deltas = np.empty(int(d_off[n_layers + 1]), dtype=dtype)
@@ -140,16 +142,16 @@ class Workspace:
         self.rowsq = np.empty(int(sq_off[n_layers]), dtype=np.float64)
         # Per-block partial gradients, for the small-network schedule (see
         # fastbp/_kernels/network.py); zero rows select the other schedule.
-        rows = n_blocks if uses_partials(sizes, cap, n_blocks) else 0
+        rows = n_blocks if uses_partials(sizes, cap, n_blocks, sparse) else 0
         self.partials = np.empty((rows, self.grad_sums.shape[0]), dtype=dtype)
         self.rowloss = np.empty(cap, dtype=np.float64)
         # What f' is computed from where the activations cannot serve (gelu's
         # z, the activations before dropout's mask); laid out like ``deltas``.
         self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
 
-    def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False):
+    def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False, sparse=False):
         return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks,
-                            bool(keep_pre))
+                            bool(keep_pre), bool(sparse))
 
 
 class _ReadOnlyView:
@@ -204,8 +206,6 @@ def forward_pass(net, X, act_code, out_code, n_threads):
     ping-pong buffers, aligned alike, so predictions do not depend on which
     thread computed a block either.
     """
-    import scipy.sparse as sp
-
     dtype = np.promote_types(X.dtype, net.dtype)
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)
@@ -219,8 +219,8 @@ def forward_pass(net, X, act_code, out_code, n_threads):
     kernel, n_threads = _threads.choose(pair, min(n_threads, max(1, n // 64)))
     block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
     sizes = net.sizes
-    max_width = int(max(sizes[1:].max(), sizes[0] if sp.issparse(X) else 1))
-    ws = aligned_empty((n_threads, 3, _padded(block * max_width, dtype)), dtype)
+    max_width = int(sizes[1:].max())  # hidden layers only: X is read in place
+    ws = aligned_empty((n_threads, 2, _padded(block * max_width, dtype)), dtype)
     with _threads.thread_limits(n_threads):
         kernel(*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
     return out

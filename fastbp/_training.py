@@ -136,11 +136,12 @@ def _diverged_lbfgs(n_iter):
 _NO_DROPOUT_KEY = np.zeros(2, dtype=np.int64)
 
 
-def _workspace(est, net, cap, keep_pre):
+def _workspace(est, net, cap, keep_pre, sparse):
+    """The training workspace, kept on ``est`` between partial_fit calls."""
     n_blocks = _threads.n_blocks(cap)
     ws = getattr(est, "_workspace", None)
-    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_blocks, keep_pre):
-        ws = Workspace(net.sizes, net.dtype, cap, n_blocks, keep_pre)
+    if ws is None or not ws.matches(net.sizes, net.dtype, cap, n_blocks, keep_pre, sparse):
+        ws = Workspace(net.sizes, net.dtype, cap, n_blocks, keep_pre, sparse)
         est._workspace = ws
     return ws
 
@@ -158,6 +159,11 @@ def dropout_seed(random_state):
     dropout draws the same initial weights, validation split and mini-batches
     as the same fit without it."""
     return state_hash(random_state)
+
+
+def is_sparse(inputs):
+    """Whether a ``KernelInput`` holds CSR input."""
+    return inputs.indptr.shape[0] > 0
 
 
 def needs_pre(est, rates):
@@ -254,7 +260,7 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     pacer = Pacer(n_threads)
     dropout_key = np.array([dropout_seed(est._random_state) if rates.any() else 0, 0],
                            dtype=np.int64)
-    ws = _workspace(est, net, batch_size, needs_pre(est, rates))
+    ws = _workspace(est, net, batch_size, needs_pre(est, rates), is_sparse(inputs))
     act_code, out_code = est._act_code, est._out_code
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
     n_batches = -(-n_train // batch_size)
@@ -331,6 +337,10 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     if early_stopping:
         net.params[...] = est._best_params
     est.__dict__.pop("_best_params", None)
+    if not incremental:
+        # Only partial_fit reuses the workspace (the next call's mini-batches
+        # fit in it); after fit() it would only hold memory.
+        est.__dict__.pop("_workspace", None)
     if not np.isfinite(net.params).all():  # the last step overflowed
         raise _diverged_sgd(est, est.n_iter_)
 
@@ -479,7 +489,7 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
     ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n),
-                   keep_pre=est.activation == "gelu")
+                   keep_pre=est.activation == "gelu", sparse=is_sparse(inputs))
     x0 = net.params.astype(np.float64)
     last = {"x": x0, "fun": None, "n_iter": 0}
 

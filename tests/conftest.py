@@ -33,7 +33,8 @@ def schedule(request, monkeypatch):
     from fastbp import _network
 
     force = request.param == "partials"
-    monkeypatch.setattr(_network, "uses_partials", lambda sizes, cap, n_blocks: force)
+    monkeypatch.setattr(_network, "uses_partials",
+                        lambda sizes, cap, n_blocks, sparse=False: force)
     return request.param
 
 

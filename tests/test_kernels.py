@@ -190,7 +190,11 @@ def test_loss_and_gradient_match_reference(rng, activation, case, dtype, n_threa
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_dense_and_csr_gradients_are_bitwise_equal(rng, dtype):
+def test_dense_and_csr_gradients_agree(rng, dtype):
+    """CSR input runs the first layer over its non-zeros (no dense copy), so its
+    sums round differently from the dense GEMM: equal to rounding, not bitwise
+    (issue 8: rtol 1e-10 in float64, 1e-5 in float32)."""
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
     n, sizes = 17, [6, 5, 3, 3]
     X = make_X(rng, n, 6)
     Y = make_targets(rng, "log_loss", n, 3)
@@ -201,8 +205,9 @@ def test_dense_and_csr_gradients_are_bitwise_equal(rng, dtype):
                            n_threads, n_blocks)
         csr = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-3, dtype, True,
                          n_threads, n_blocks)
-        assert dense[0] == csr[0]
-        np.testing.assert_array_equal(dense[1], csr[1])
+        assert csr[0] == pytest.approx(dense[0], rel=rtol)
+        np.testing.assert_allclose(csr[1], dense[1], rtol=rtol,
+                                   atol=rtol * np.abs(dense[1]).max())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -13,7 +13,10 @@ Data layout (see ``fastbp/_network.py``):
   ``block`` views one; nothing else computes an offset.
 * The input is ``X`` dense (n, n_features) *or* CSR ``(Xdata, Xindices,
   Xindptr)``: the other is empty.  One compiled specialization per float dtype
-  serves both; a CSR batch is densified row by row into block 0.
+  serves both.  A dense batch is gathered into block 0; a CSR batch is never
+  densified: the first layer's product and weight gradient run over its
+  non-zeros (``fastbp._kernels.sparse``), block 0 is empty and the gradient
+  takes the parameter-owned schedule.
 
 A mini-batch is split into ``n_blocks`` (J) work blocks.  J depends on the
 machine's CPU count, never on ``n_jobs`` (see ``fastbp._threads.n_blocks``), so every BLAS
@@ -57,15 +60,18 @@ from .activations import copy_rows, mul_derivative, mul_derivative_any
 from .dropout import apply_mask
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, loss_and_delta_any, output_activate
+from .sparse import csr_range_dot, csr_rows_dot, csr_rows_tdot_range
 from .optimizers import ADAM, ADAMW, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
 from .optimizers import HYPER_HUBER_DELTA, HYPER_LR, HYPER_LR_INIT, HYPER_WEIGHT_DECAY
 from .optimizers import adam_rate, step_range
 
 
 @jit
-def layer_offsets(sizes, cap):
+def layer_offsets(sizes, cap, input_cap):
     """Where each layer's blocks start in the flat buffers: the one place this is
-    computed (``fastbp._network`` calls it too).
+    computed (``fastbp._network`` calls it too).  ``cap`` rows per activation
+    and delta block, ``input_cap`` for the input block (the gathered dense
+    batch; 0 for CSR input, which the first layer reads in place).
 
     Returns five int64 arrays ``(w_off, b_off, a_off, d_off, sq_off)``:
 
@@ -92,7 +98,8 @@ def layer_offsets(sizes, cap):
         w_off[l + 1] = w_off[l] + sizes[l] * sizes[l + 1]
         b_off[l + 1] = b_off[l] + sizes[l + 1]
         sq_off[l + 1] = sq_off[l] + sizes[l]
-    for k in range(n_layers + 1):
+    a_off[1] = input_cap * sizes[0]
+    for k in range(1, n_layers + 1):
         a_off[k + 1] = a_off[k] + cap * sizes[k]
     for k in range(1, n_layers + 1):  # d_off[1] = 0: deltas start at layer 1
         d_off[k + 1] = d_off[k] + cap * sizes[k]
@@ -110,27 +117,14 @@ def block(buf, start, rows, cols):
 
 
 @jit
-def densify_csr_row(Xdata, Xindices, Xindptr, i, dst):
-    """dst <- dense CSR row i (duplicates sum, as in scipy).  Mutates dst."""
-    for j in range(dst.shape[0]):
-        dst[j] = 0.0
-    for k in range(Xindptr[i], Xindptr[i + 1]):
-        dst[Xindices[k]] += Xdata[k]
-
-
-@jit
-def gather_rows(X, Xdata, Xindices, Xindptr, rows_idx, A0):
-    """A0[r] <- X[rows_idx[r]] (dense) or the densified CSR row.  Mutates A0."""
+def gather_rows(X, rows_idx, A0):
+    """A0[r] <- X[rows_idx[r]] (dense input).  Mutates A0."""
     n_feat = A0.shape[1]
-    if Xindptr.shape[0] > 0:
-        for r in range(rows_idx.shape[0]):
-            densify_csr_row(Xdata, Xindices, Xindptr, rows_idx[r], A0[r])
-    else:
-        for r in range(rows_idx.shape[0]):
-            src = X[rows_idx[r]]  # row views: the copy vectorizes
-            dst = A0[r]
-            for j in range(n_feat):
-                dst[j] = src[j]
+    for r in range(rows_idx.shape[0]):
+        src = X[rows_idx[r]]  # row views: the copy vectorizes
+        dst = A0[r]
+        for j in range(n_feat):
+            dst[j] = src[j]
 
 
 @jit(fastmath=FASTMATH_SAFE)
@@ -266,14 +260,19 @@ def _forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, 
     delta is 0: the same mask multiplies both (``fastbp._kernels.dropout``).
     """
     n_layers = sizes.shape[0] - 1
-    gather_rows(X, Xdata, Xindices, Xindptr, rows_idx,
-                block(acts, a_off[0], bsz, sizes[0])[r0:r1])
+    sparse = Xindptr.shape[0] > 0
+    if not sparse:
+        gather_rows(X, rows_idx, block(acts, a_off[0], bsz, sizes[0])[r0:r1])
     for l in range(n_layers):
         fi = sizes[l]
         fo = sizes[l + 1]
-        A_in = block(acts, a_off[l], bsz, fi)[r0:r1]
         A_out = block(acts, a_off[l + 1], bsz, fo)[r0:r1]
-        gemm_nn(A_in, block(params, w_off[l], fi, fo), A_out)
+        if l == 0 and sparse:  # the CSR rows times W_0, no dense copy of them
+            csr_rows_dot(Xdata, Xindices, Xindptr, rows_idx, block(params, w_off[0], fi, fo),
+                         A_out)
+        else:
+            gemm_nn(block(acts, a_off[l], bsz, fi)[r0:r1], block(params, w_off[l], fi, fo),
+                    A_out)
         bias = params[b_off[l]:b_off[l] + fo]
         if l < n_layers - 1:
             hidden_forward(A_out, bias, pre, d_off[l + 1], rows_idx, dropout_key, act_code,
@@ -343,17 +342,20 @@ def sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_
 
 
 @jit
-def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, deltas,
-                            grad_sums, params, moments, rowsq, alpha, sw_sum, opt_code,
-                            hyper, lr_t, bsz, j, n_blocks):
+def owned_gradient_and_step(Xdata, Xindices, Xindptr, batch_idx, sizes, w_off, b_off, a_off,
+                            d_off, sq_off, acts, deltas, grad_sums, params, moments, rowsq,
+                            alpha, sw_sum, opt_code, hyper, lr_t, bsz, j, n_blocks):
     """The parameter-owned schedule, one block of the second region: block ``j``
     of ``n_blocks`` owns rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and the
     matching slice of every b_l.  It computes their gradient sums over the whole
     batch (BLAS on the column block of a_l in place, so the sum over the batch
     is never split), steps exactly those parameters and refreshes their rows'
-    squared norms.  Returns None.
+    squared norms.  With CSR input (``Xindptr`` not empty) the first layer's
+    rows are X_batch^T delta over the non-zeros in the block's feature range
+    (``batch_idx``: the batch's sample indices).  Returns None.
     """
     n_layers = sizes.shape[0] - 1
+    sparse = Xindptr.shape[0] > 0
     for l in range(n_layers):
         fi = sizes[l]
         fo = sizes[l + 1]
@@ -362,8 +364,12 @@ def owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts, del
         i1 = (j + 1) * fi // n_blocks
         if i1 > i0:
             p0 = w_off[l] + i0 * fo
-            gemm_tn_cols(block(acts, a_off[l], bsz, fi), i0, i1, D,
-                         block(grad_sums, p0, i1 - i0, fo))
+            if l == 0 and sparse:
+                csr_rows_tdot_range(Xdata, Xindices, Xindptr, batch_idx, D, i0, i1,
+                                    block(grad_sums, p0, i1 - i0, fo))
+            else:
+                gemm_tn_cols(block(acts, a_off[l], bsz, fi), i0, i1, D,
+                             block(grad_sums, p0, i1 - i0, fo))
             step_range(params, grad_sums, moments, p0, p0 + (i1 - i0) * fo, alpha,
                        hyper[HYPER_WEIGHT_DECAY], sw_sum,
                        opt_code, hyper, lr_t)
@@ -404,12 +410,15 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     stepping.  Stops early (returning a non-finite sum) if a batch loss is not
     finite, before that batch's step.
     """
-    w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, batch_size)
+    sparse = Xindptr.shape[0] > 0
+    w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, batch_size,
+                                                       0 if sparse else batch_size)
     m = order.shape[0]
     alpha = hyper[HYPER_ALPHA]
     clip_eps = hyper[HYPER_CLIP_EPS]
     huber_delta = hyper[HYPER_HUBER_DELTA]
-    by_partials = partials.shape[0] > 0
+    # (the partials schedule would sum a dense W_0 gradient per block: never for CSR)
+    by_partials = partials.shape[0] > 0 and not sparse
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
     sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
@@ -457,7 +466,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
             for j in prange(n_blocks):
                 # (int64: a prange index is unsigned in the parallel build, which
                 # would compile the callee a second time)
-                owned_gradient_and_step(sizes, w_off, b_off, a_off, d_off, sq_off, acts,
+                owned_gradient_and_step(Xdata, Xindices, Xindptr, order[start:start + bsz],
+                                        sizes, w_off, b_off, a_off, d_off, sq_off, acts,
                                         deltas, grad_sums, params, moments, rowsq, alpha,
                                         sw_sum, opt_code, hyper, lr_t, bsz, np.int64(j),
                                         n_blocks)
@@ -469,13 +479,13 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
              act_code, out_code, block_rows, n_threads):
     """Forward pass of every row into ``out`` (n_samples, n_out), in row blocks.
 
-    ws (n_threads, 3, block * max_width) per-thread ping-pong buffers (slot 2 is
-    the densified input for CSR).  Thread t takes blocks t, t+T, ...
-    Mutates out and ws.  Returns None.
+    ws (n_threads, 2, block * max_hidden_width) per-thread ping-pong buffers.
+    CSR input goes straight into the first layer's product (``csr_range_dot``).
+    Thread t takes blocks t, t+T, ...  Mutates out and ws.  Returns None.
     """
     n_layers = sizes.shape[0] - 1
     n = out.shape[0]
-    w_off, b_off, _, _, _ = layer_offsets(sizes, 1)
+    w_off, b_off, _, _, _ = layer_offsets(sizes, 1, 1)
     n_blocks = (n + block_rows - 1) // block_rows
     T = n_threads
     sparse = Xindptr.shape[0] > 0
@@ -485,12 +495,6 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
             r0 = blk_id * block_rows
             r1 = min(r0 + block_rows, n)
             rows = r1 - r0
-            if sparse:
-                Xin = block(ws[t, 2], zero, rows, sizes[0])
-                for r in range(rows):
-                    densify_csr_row(Xdata, Xindices, Xindptr, r0 + r, Xin[r])
-            else:
-                Xin = X[r0:r1]
             for l in range(n_layers):
                 fi = sizes[l]
                 fo = sizes[l + 1]
@@ -500,10 +504,12 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     Aout = out[r0:r1]
                 else:
                     Aout = block(ws[t, l % 2], zero, rows, fo)
-                if l == 0:
-                    gemm_nn(Xin, W, Aout)
-                else:
+                if l > 0:
                     gemm_nn(block(ws[t, (l - 1) % 2], zero, rows, fi), W, Aout)
+                elif sparse:
+                    csr_range_dot(Xdata, Xindices, Xindptr, r0, r1, W, Aout)
+                else:
+                    gemm_nn(X[r0:r1], W, Aout)
                 if l < n_layers - 1:
                     activate(Aout, bias, act_code)
                 else:
@@ -527,7 +533,7 @@ def dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta
     for r in range(n):
         data_loss += rowloss[r]
         sw_sum += sw[r]
-    w_off, _, _, _, sq_off = layer_offsets(sizes, 1)
+    w_off, _, _, _, sq_off = layer_offsets(sizes, 1, 1)
     rowsq = np.empty(sq_off[sizes.shape[0] - 1], dtype=np.float64)
     sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
     return data_loss / sw_sum + 0.5 * alpha * sumsq / sw_sum
