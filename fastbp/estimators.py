@@ -243,7 +243,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             sw = as_kernel_array(sample_weight, dtype)
         n_threads = _threads.resolve_n_threads(self.n_jobs)
 
-        if first_pass and self.n_init > 1:
+        if first_pass and not incremental and self.n_init > 1:  # partial_fit: never
             _restarts.fit_with_restarts(self, inputs, X, Y, sw, y_orig, n_threads, y,
                                         layer_units)
             return
