@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from . import _threads
 from ._kernels import kernels_for
 from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
+from ._kernels.activations import GELU
 from ._kernels.network import dataset_loss
 from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
@@ -182,6 +183,9 @@ def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_c
     """
     if dropout is None:
         dropout = np.zeros(net.sizes.shape[0] - 2, dtype=np.float64)
+    if ws.pre.shape[0] == 0 and (act_code == GELU or dropout.any()):
+        # the kernel would compute f' from the wrong values, silently
+        raise ValueError("gelu and dropout need a Workspace with keep_pre=True")
     return kernel(*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
                   ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, ws.pre, act_code, out_code,
                   opt_code, hyper, adam_t, dropout, dropout_key, float(loss_sum), batch_size,

@@ -118,14 +118,20 @@ def dropout_rates(dropout, n_hidden):
     hidden layer.
     """
     if np.ndim(dropout) == 0:
+        if n_hidden == 0 and float(dropout) > 0:
+            raise ValueError(
+                f"dropout={dropout!r} needs hidden layers to drop units from, but "
+                "hidden_layer_sizes has none. Use dropout=0.0 or add a hidden layer.")
         return np.full(n_hidden, float(dropout), dtype=np.float64)
     try:
         rates = np.asarray(dropout, dtype=np.float64)
     except (TypeError, ValueError):
+        rates = None
+    if rates is None or rates.ndim != 1:
         raise ValueError(
-            "The 'dropout' parameter must be a float in [0, 1) or a sequence of "
-            f"such floats, one per hidden layer. Got {dropout!r} instead.") from None
-    if rates.ndim != 1 or rates.shape[0] != n_hidden:
+            "The 'dropout' parameter must be a float in [0, 1) or a flat sequence of "
+            f"such floats, one per hidden layer. Got {dropout!r} instead.")
+    if rates.shape[0] != n_hidden:
         raise ValueError(
             f"dropout has {rates.size} rate(s) but the network has {n_hidden} hidden "
             f"layer(s) (hidden_layer_sizes): give one rate per hidden layer, or one "

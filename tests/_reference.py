@@ -69,12 +69,54 @@ one of each per layer).
 scikit-learn's ``fit`` (including ``warm_start=True``) builds a fresh optimizer
 -- zero velocities / moments, ``t = 0`` -- at every call, while
 ``partial_fit`` keeps it between calls.
+
+fastbp's own options (no scikit-learn counterpart)
+--------------------------------------------------
+* Hidden activations :data:`EXTENDED_HIDDEN_ACTIVATIONS`: ``leaky_relu``
+  (slope :data:`LEAKY_RELU_SLOPE` for z <= 0), ``elu`` (alpha 1: z for z > 0,
+  else expm1(z)), ``softplus`` (log(1 + e^z)) and ``gelu`` (the tanh
+  approximation 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))).
+  :func:`apply_activation` computes them; :func:`activation_derivative_z`
+  gives f'(z) of every hidden activation from ``z`` (gelu's cannot be written
+  through its output).  :func:`init_params` stays scikit-learn's and knows
+  only scikit-learn's four (fastbp draws the others with relu's factor 6).
+* Output/loss pairs :data:`EXTENDED_OUTPUT_LOSSES`, whose output delta is *not*
+  ``a - y``: ``squared_error`` on a logistic or softmax output (a classifier's
+  ``loss="squared_error"``: per-sample loss 0.5 * SUM_k (a_k - y_k)^2),
+  ``absolute_error`` (per-sample MEAN_k |a_k - y_k|) and ``huber`` (per-sample
+  MEAN_k H(a_k - y_k), H(r) = r^2 / 2 for |r| <= delta, else
+  delta (|r| - delta / 2)) on an identity output.  Their reported loss *is*
+  their objective for any number of outputs (no clipping, no 1 / n_out
+  mismatch).  :func:`output_delta` is d(sw_i * loss_i) / dz for every pair --
+  for a softmax output through the full Jacobian, built explicitly.
+* Dropout (inverted): hidden layer ``l`` (0-based) with rate ``p_l`` outputs
+  ``f(z) * m / (1 - p_l)`` in training, ``m`` a 0/1 mask the caller gives.
+  :func:`forward_general`, :func:`backprop_general` and
+  :func:`objective_general` take explicit ``masks``; with no masks (and a
+  scikit-learn activation and canonical pair) they equal :func:`forward`,
+  :func:`backprop` and :func:`objective`.  Prediction is the plain forward
+  pass.
 """
 
 import numpy as np
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+
+#: fastbp's hidden activations beyond scikit-learn's
+EXTENDED_HIDDEN_ACTIVATIONS = ("leaky_relu", "elu", "softplus", "gelu")
+ALL_HIDDEN_ACTIVATIONS = HIDDEN_ACTIVATIONS + EXTENDED_HIDDEN_ACTIVATIONS
+LEAKY_RELU_SLOPE = 0.01
+GELU_C = np.sqrt(2.0 / np.pi)
+GELU_A = 0.044715
+
+#: fastbp's (output activation, loss) pairs beyond the canonical ones
+EXTENDED_OUTPUT_LOSSES = (
+    ("logistic", "squared_error"),
+    ("softmax", "squared_error"),
+    ("identity", "absolute_error"),
+    ("identity", "huber"),
+)
 
 #: canonical loss of each output activation
 CANONICAL_LOSS = {
@@ -182,6 +224,16 @@ def apply_activation(z, name):
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY_RELU_SLOPE * z).astype(z.dtype)
+    if name == "elu":
+        # expm1 of min(z, 0): the z > 0 branch never overflows
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0))).astype(z.dtype)
+    if name == "softplus":
+        return np.logaddexp(0, z).astype(z.dtype)  # log(e^0 + e^z), stable
+    if name == "gelu":
+        inner = GELU_C * (z + GELU_A * z**3)
+        return (0.5 * z * (1 + np.tanh(inner))).astype(z.dtype)
     if name == "exp":
         return np.exp(z)
     if name == "softmax":
@@ -200,6 +252,37 @@ def activation_derivative(a, name):
         return 1 - a**2
     if name == "relu":
         return (a > 0).astype(a.dtype)
+    raise ValueError(f"unknown hidden activation {name!r}")
+
+
+def activation_derivative_z(z, name):
+    """``f'(z)`` from the pre-activation ``z``, for every hidden activation.
+
+    Written from the definitions (not through ``f(z)``): logistic sigma(z)
+    (1 - sigma(z)), tanh 1 - tanh(z)^2, relu and leaky_relu 1 for z > 0 else
+    0 / the slope, elu 1 for z > 0 else e^z, softplus sigma(z), and gelu the
+    product rule on 0.5 z (1 + tanh(u)), u = c (z + a z^3):
+    0.5 (1 + tanh u) + 0.5 z (1 - tanh(u)^2) c (1 + 3 a z^2).
+    """
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "logistic":
+        s = apply_activation(z, "logistic")
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, LEAKY_RELU_SLOPE).astype(z.dtype)
+    if name == "elu":
+        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(z.dtype)
+    if name == "softplus":
+        return apply_activation(z, "logistic")
+    if name == "gelu":
+        t = np.tanh(GELU_C * (z + GELU_A * z**3))
+        return (0.5 * (1 + t) + 0.5 * z * (1 - t**2) * GELU_C * (1 + 3 * GELU_A * z**2)
+                ).astype(z.dtype)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
@@ -265,8 +348,9 @@ def unpack(vector, layer_sizes):
 # forward pass and losses
 # --------------------------------------------------------------------------
 def forward(coefs, intercepts, X, activation, out_activation):
-    """Return the list of activations ``[X, a_1, ..., a_out]``."""
-    if activation not in HIDDEN_ACTIVATIONS:
+    """Return the list of activations ``[X, a_1, ..., a_out]`` (no dropout:
+    also the prediction of a network trained with dropout)."""
+    if activation not in ALL_HIDDEN_ACTIVATIONS:
         raise ValueError(f"unknown hidden activation {activation!r}")
     if out_activation not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"unknown output activation {out_activation!r}")
@@ -364,6 +448,197 @@ def backprop(coefs, intercepts, X, Y, sw, activation, out_activation, loss, alph
         intercept_grads[layer] = delta.sum(axis=0) / sw_sum
         if layer > 0:  # no delta for the input layer
             delta = (delta @ coefs[layer].T) * activation_derivative(a_prev, activation)
+    return value, coef_grads, intercept_grads
+
+
+# --------------------------------------------------------------------------
+# fastbp's own losses and dropout (see the module doc)
+# --------------------------------------------------------------------------
+def _check_pair(out_activation, loss):
+    """Validate a canonical or extended (output activation, loss) pair; return
+    the loss name (``binary_log_loss`` for a logistic ``log_loss``)."""
+    if (out_activation, loss) in EXTENDED_OUTPUT_LOSSES:
+        return loss
+    return _canonical_loss(out_activation, loss)
+
+
+def sample_losses(Y, P, out_activation, loss, huber_delta=1.0):
+    """Per-sample loss (unweighted, shape ``(n,)``) of an extended pair.
+
+    * logistic / softmax + squared_error: ``0.5 * sum_k (p_k - y_k)^2``;
+    * absolute_error: ``mean_k |a_k - y_k|``;
+    * huber: ``mean_k H(a_k - y_k)``, H(r) = r^2 / 2 if |r| <= delta else
+      delta (|r| - delta / 2).
+    """
+    loss = _check_pair(out_activation, loss)
+    if (out_activation, loss) not in EXTENDED_OUTPUT_LOSSES:
+        raise ValueError(f"{(out_activation, loss)} is not an extended pair")
+    R = np.asarray(P) - np.asarray(Y)
+    if loss == "squared_error":
+        return 0.5 * (R**2).sum(axis=1)
+    if loss == "absolute_error":
+        return np.abs(R).mean(axis=1)
+    A = np.abs(R)
+    H = np.where(A <= huber_delta, 0.5 * R**2, huber_delta * (A - 0.5 * huber_delta))
+    return H.mean(axis=1)
+
+
+def data_loss_general(Y, P, out_activation, loss, sw=None, huber_delta=1.0, clip=True):
+    """:func:`data_loss` for every pair: the extended pairs' weighted mean of
+    :func:`sample_losses` (``clip`` does not apply to them), the canonical
+    ones as :func:`data_loss`."""
+    loss = _check_pair(out_activation, loss)
+    if (out_activation, loss) not in EXTENDED_OUTPUT_LOSSES:
+        return data_loss(Y, P, loss, sw, clip=clip)
+    sw = _weights(sw, np.shape(Y)[0], np.asarray(P).dtype)
+    per_sample = sample_losses(Y, P, out_activation, loss, huber_delta)
+    return float((sw * per_sample).sum() / sw.sum())
+
+
+def softmax_jacobian(P):
+    """``J[i, j, k] = d p_ij / d z_ik = p_ij (1[j = k] - p_ik)``, shape (n, K, K)."""
+    n, K = P.shape
+    return P[:, :, None] * (np.eye(K)[None, :, :] - P[:, None, :])
+
+
+def output_delta(Y, P, out_activation, loss, sw=None, huber_delta=1.0):
+    """``d (sw_i * loss_i) / d z_out`` (n, n_out): the output delta of backprop.
+
+    Canonical pairs: ``(a - y) * sw`` (scikit-learn's; for squared_error the
+    gradient of the SUM over outputs).  Extended pairs, by the chain rule on
+    :func:`sample_losses`:
+
+    * logistic + squared_error: ``(p - y) * p (1 - p)`` (diagonal Jacobian);
+    * softmax + squared_error: ``J^T (p - y)`` with the full Jacobian of
+      :func:`softmax_jacobian` (contracted explicitly, not a closed form);
+    * absolute_error: ``sign(a - y) / n_out`` (0 at r = 0);
+    * huber: ``clip(a - y, -delta, delta) / n_out``;
+
+    all times ``sw``.
+    """
+    loss = _check_pair(out_activation, loss)
+    Y = np.asarray(Y)
+    P = np.asarray(P)
+    sw = _weights(sw, Y.shape[0], P.dtype)
+    R = P - Y
+    n_out = P.shape[1]
+    if (out_activation, loss) not in EXTENDED_OUTPUT_LOSSES:
+        D = R
+    elif out_activation == "logistic":
+        D = R * P * (1 - P)
+    elif out_activation == "softmax":
+        # dL/dz_k = sum_j (dL/dp_j) (dp_j/dz_k) = sum_j R_j J[j, k]
+        D = np.einsum("ij,ijk->ik", R, softmax_jacobian(P))
+    elif loss == "absolute_error":
+        D = np.sign(R) / n_out
+    else:  # huber
+        D = np.clip(R, -huber_delta, huber_delta) / n_out
+    return D * sw[:, None]
+
+
+def dropout_scale(mask, rate):
+    """A 0/1 ``mask`` as inverted dropout's multiplier: ``mask / (1 - rate)``."""
+    return np.asarray(mask, dtype=np.float64) / (1.0 - rate)
+
+
+def forward_general(coefs, intercepts, X, activation, out_activation, masks=None,
+                    rates=None):
+    """The training forward pass with optional dropout.
+
+    ``masks`` is None (no dropout) or one entry per hidden layer: None (that
+    layer has no dropout) or a 0/1 array of its shape ``(n, width)``; ``rates``
+    the matching rates.  Hidden layer ``l`` outputs ``f(z_l) * masks[l] /
+    (1 - rates[l])``.
+
+    Returns ``(zs, activations)``: the pre-activations ``[z_1, ..., z_out]``
+    and ``[X, a_1, ..., a_out]`` (hidden ones after the mask).
+    """
+    if activation not in ALL_HIDDEN_ACTIVATIONS:
+        raise ValueError(f"unknown hidden activation {activation!r}")
+    n_hidden = len(coefs) - 1
+    if masks is None:
+        masks, rates = [None] * n_hidden, [0.0] * n_hidden
+    if len(masks) != n_hidden or len(rates) != n_hidden:
+        raise ValueError(f"need one mask and rate per hidden layer ({n_hidden})")
+    zs, activations = [], [X]
+    for layer, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = activations[-1] @ W + b
+        zs.append(z)
+        if layer == n_hidden:
+            activations.append(apply_activation(z, out_activation))
+            break
+        a = apply_activation(z, activation)
+        if masks[layer] is not None:
+            if masks[layer].shape != a.shape:
+                raise ValueError(f"mask {layer} has shape {masks[layer].shape}, "
+                                 f"layer {layer} {a.shape}")
+            a = a * dropout_scale(masks[layer], rates[layer])
+        activations.append(a)
+    return zs, activations
+
+
+def objective_general(coefs, intercepts, X, Y, sw, activation, out_activation, loss,
+                      alpha, huber_delta=1.0, masks=None, rates=None):
+    """The function whose exact gradient :func:`backprop_general` returns:
+    the unclipped data loss (canonical squared_error summed over outputs, as in
+    :func:`objective`; extended pairs as reported) through the masked forward
+    pass, plus the L2 term."""
+    loss = _check_pair(out_activation, loss)
+    P = forward_general(coefs, intercepts, X, activation, out_activation, masks, rates)[1][-1]
+    sw_sum = _weights(sw, X.shape[0], P.dtype).sum()
+    return (data_loss_general(Y, P, out_activation, loss, sw, huber_delta, clip=False)
+            + l2_penalty(coefs, alpha, sw_sum))
+
+
+def reported_loss_general(coefs, intercepts, X, Y, sw, activation, out_activation, loss,
+                          alpha, huber_delta=1.0, masks=None, rates=None):
+    """:func:`reported_loss` for every activation and pair, with optional
+    dropout masks (what fastbp reports as ``loss_``)."""
+    loss = _check_pair(out_activation, loss)
+    P = forward_general(coefs, intercepts, X, activation, out_activation, masks, rates)[1][-1]
+    sw_sum = _weights(sw, X.shape[0], P.dtype).sum()
+    return (data_loss_general(Y, P, out_activation, loss, sw, huber_delta, clip=True)
+            + l2_penalty(coefs, alpha, sw_sum))
+
+
+def backprop_general(coefs, intercepts, X, Y, sw, activation, out_activation, loss, alpha,
+                     huber_delta=1.0, masks=None, rates=None):
+    """:func:`backprop` for every hidden activation and pair, with optional
+    dropout masks (see :func:`forward_general`).
+
+    * ``delta_out`` = :func:`output_delta`;
+    * ``delta_l = (delta_{l+1} @ W_{l+1}.T) * masks[l] / (1 - rates[l]) * f'(z_l)``
+      -- the mask of the forward pass (a dropped unit's delta is 0), and f'
+      from z (:func:`activation_derivative_z`);
+    * ``dW_l = (a_{l-1}.T @ delta_l + alpha * W_l) / sw_sum`` with the masked
+      activations, ``db_l = delta_l.sum(0) / sw_sum``.
+
+    Returns ``(reported loss, coef_grads, intercept_grads)``.
+    """
+    loss = _check_pair(out_activation, loss)
+    n_hidden = len(coefs) - 1
+    if masks is None:
+        masks, rates = [None] * n_hidden, [0.0] * n_hidden
+    zs, activations = forward_general(coefs, intercepts, X, activation, out_activation,
+                                      masks, rates)
+    P = activations[-1]
+    sw_arr = _weights(sw, X.shape[0], P.dtype)
+    sw_sum = sw_arr.sum()
+    value = (data_loss_general(Y, P, out_activation, loss, sw, huber_delta, clip=True)
+             + l2_penalty(coefs, alpha, sw_sum))
+    n_layers = len(coefs)
+    coef_grads = [None] * n_layers
+    intercept_grads = [None] * n_layers
+    delta = output_delta(Y, P, out_activation, loss, sw_arr, huber_delta)
+    for layer in range(n_layers - 1, -1, -1):
+        coef_grads[layer] = (activations[layer].T @ delta + alpha * coefs[layer]) / sw_sum
+        intercept_grads[layer] = delta.sum(axis=0) / sw_sum
+        if layer > 0:
+            delta = delta @ coefs[layer].T
+            hidden = layer - 1  # the hidden layer whose output fed this one
+            if masks[hidden] is not None:
+                delta = delta * dropout_scale(masks[hidden], rates[hidden])
+            delta = delta * activation_derivative_z(zs[hidden], activation)
     return value, coef_grads, intercept_grads
 
 
