@@ -5,7 +5,7 @@ import numpy as np
 __all__ = ["precompile"]
 
 
-def precompile(dtypes=("float32", "float64"), parallel=True):
+def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
     """Compile (or load from the on-disk cache) the kernels for ``dtypes``.
 
     Runs a tiny fit and predict per dtype, dense and sparse input, through the
@@ -18,6 +18,9 @@ def precompile(dtypes=("float32", "float64"), parallel=True):
         Floating-point types to compile for.
     parallel : bool, default=True
         Also compile the multithreaded variants.
+    extended : bool, default=False
+        Also compile the extended build, which runs fastbp's own activations,
+        losses and dropout (the default options never load it).
 
     Returns
     -------
@@ -42,10 +45,12 @@ def precompile(dtypes=("float32", "float64"), parallel=True):
         y = (X[:, 0] > 0.5).astype(int)
         for n_jobs in n_jobs_list:
             for data in (X, sp.csr_matrix(X)):
-                clf = BPClassifier(hidden_layer_sizes=(2,), max_iter=1, n_jobs=n_jobs,
-                                   random_state=0)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    clf.fit(data, y)
-                clf.predict_proba(data)
+                for options in ([{}, dict(activation="gelu", dropout=0.1)] if extended
+                                else [{}]):
+                    clf = BPClassifier(hidden_layer_sizes=(2,), max_iter=1, n_jobs=n_jobs,
+                                       random_state=0, **options)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        clf.fit(data, y)
+                    clf.predict_proba(data)
     return {name: len(d.signatures) for name, d in DISPATCHERS.items()}

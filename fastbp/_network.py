@@ -186,7 +186,7 @@ def as_kernel_input(X, dtype):
     import scipy.sparse as sp
 
     if sp.issparse(X):
-        X = X.tocsr()  # unsorted indices are fine: rows are densified
+        X = X.tocsr()  # unsorted indices and duplicates are fine: the products sum them
         n_features = X.shape[1]
         return KernelInput(np.zeros((0, n_features), dtype=dtype),
                            as_kernel_array(X.data, dtype),

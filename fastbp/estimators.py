@@ -272,7 +272,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : {ndarray, sparse matrix} of shape (n_samples, n_features)
             The input data.  float32 input trains in float32; CSR/CSC input
-            is densified one mini-batch at a time inside the compiled epoch.
+            is never densified: the first layer runs over its non-zeros.
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The target values (class labels in classification, real numbers in
             regression).

@@ -288,11 +288,12 @@ def test_real_cache_directory_carries_the_sources_digest(tmp_path, monkeypatch):
 def test_precompile_builds_every_variant_it_names():
     import fastbp
 
-    counts = fastbp.precompile(dtypes=("float64",))
+    counts = fastbp.precompile(dtypes=("float64",), extended=True)
     assert set(counts) == set(DISPATCHERS)
-    assert counts["train_batches_serial"] >= 1 and counts["predict_serial"] >= 1
-    if fastbp._threads.numba.config.NUMBA_NUM_THREADS > 1:
-        assert counts["train_batches_parallel"] >= 1
+    for build in ("train_batches", "predict", "train_batches_extended", "predict_extended"):
+        assert counts[f"{build}_serial"] >= 1
+        if fastbp._threads.numba.config.NUMBA_NUM_THREADS > 1:
+            assert counts[f"{build}_parallel"] >= 1
 
 
 def test_no_hard_coded_fastmath_outside_config():

@@ -1,0 +1,119 @@
+"""asv: fastbp's own options (issue 8) and the sparse first layer.
+
+``BPOptions`` times a fit of the reduced mnist-like workload with each option
+next to the default (the full-size table is ``bench/options.py``);
+``BPSparse`` / ``MLPSparse`` fit and predict a wide CSR problem (the full-size
+one is ``bench/sparse.py``).  Compile time is excluded (``setup`` fits once).
+"""
+
+import timeit
+
+import numpy as np
+
+from .common import ASV_WORKLOADS, SEED, estimator_params, fit_quietly, make_data
+
+OPTIONS = {
+    "default": {},
+    "dropout=0.2": dict(dropout=0.2),
+    "gelu": dict(activation="gelu"),
+    "rmsprop": dict(solver="rmsprop"),
+    "adamw": dict(solver="adamw"),
+    "squared_error": dict(loss="squared_error"),
+    "early_stopping": dict(early_stopping=True),
+}
+
+
+class BPOptions:
+    param_names = ["option"]
+    params = [list(OPTIONS)]
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, option):
+        from fastbp import BPClassifier
+
+        self.workload = ASV_WORKLOADS["mnist-like"]
+        self.X, self.y, _, _ = make_data(self.workload, "float32")
+        self.params = {**estimator_params(self.workload, "adam"), **OPTIONS[option]}
+        fit_quietly(BPClassifier(**self.params), self.X[:400], self.y[:400])
+
+    def time_fit(self, option):
+        from fastbp import BPClassifier
+
+        fit_quietly(BPClassifier(**self.params), self.X, self.y)
+
+
+class BPRestarts:
+    """n_init on the small workload (its starts run concurrently)."""
+
+    param_names = ["n_init"]
+    params = [[1, 4]]
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+
+    def setup(self, n_init):
+        from fastbp import BPClassifier
+
+        self.workload = ASV_WORKLOADS["small"]
+        self.X, self.y, _, _ = make_data(self.workload, "float32")
+        self.params = {**estimator_params(self.workload, "adam"), "n_init": n_init}
+        fit_quietly(BPClassifier(**self.params), self.X[:400], self.y[:400])
+
+    def time_fit(self, n_init):
+        from fastbp import BPClassifier
+
+        fit_quietly(BPClassifier(**self.params), self.X, self.y)
+
+
+def _sparse_data():
+    import scipy.sparse as sp
+
+    X = sp.random(4000, 20000, density=0.002, format="csr", random_state=SEED)
+    y = np.random.RandomState(SEED).randint(0, 5, 4000)
+    return X, y
+
+
+class _Sparse:
+    engine = None
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+    timeout = 300
+
+    def _make(self):
+        params = dict(hidden_layer_sizes=(64,), max_iter=3, random_state=SEED)
+        if self.engine == "fastbp":
+            from fastbp import BPClassifier
+
+            return BPClassifier(**params)
+        from sklearn.neural_network import MLPClassifier
+
+        return MLPClassifier(**params)
+
+    def setup(self):
+        self.X, self.y = _sparse_data()
+        self.fitted = fit_quietly(self._make(), self.X, self.y)
+        self.fitted.predict_proba(self.X)
+
+    def time_fit(self):
+        fit_quietly(self._make(), self.X, self.y)
+
+    def time_predict_proba(self):
+        self.fitted.predict_proba(self.X)
+
+
+class BPSparse(_Sparse):
+    engine = "fastbp"
+
+
+class MLPSparse(_Sparse):
+    engine = "sklearn"
