@@ -4,9 +4,9 @@ Derivatives are computed from the activation *output* ``a = f(z)`` where that
 is possible (as in scikit-learn's ``inplace_*_derivative``): logistic a(1-a),
 tanh 1-a^2, relu 1[a > 0], identity 1, leaky_relu 1 or 0.01 by the sign of a,
 elu 1 or a + 1 (= exp(z) for z <= 0), softplus sigma(z) = 1 - exp(-a).  gelu's
-derivative needs z itself: the training kernel keeps z in its ``pre``
-workspace (see ``fastbp/_kernels/network.py``) and ``mul_derivative`` reads it
-there.
+derivative needs z itself: the training kernel computes it with f, in the
+forward pass, into its ``pre`` workspace (``bias_activate_with_derivative``;
+see ``fastbp/_kernels/network.py``), and the backward pass multiplies by it.
 
 scikit-learn's four activations are the core kernels' (``bias_activate``,
 ``mul_derivative``); the others live in the ``*_any`` functions, which only
@@ -58,13 +58,6 @@ def gelu(z):
 
 
 @jit
-def gelu_derivative(z):
-    """d gelu / dz of the tanh approximation, from z."""
-    t = math.tanh(GELU_C * (z + GELU_A * z * z * z))
-    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * z * z)
-
-
-@jit
 def activate_scalar(z, code):
     """f(z) for the activations with no vectorizable loop of their own
     (leaky_relu, elu, softplus, gelu: libm calls or, for leaky_relu, rarely
@@ -80,14 +73,13 @@ def activate_scalar(z, code):
 
 @jit
 def derivative_scalar(a, code):
-    """f'(z) for the codes of ``activate_scalar``, from a = f(z) (gelu: from z)."""
+    """f'(z) from a = f(z) for leaky_relu, elu and softplus (gelu's f' cannot
+    be had from a: ``bias_activate_with_derivative`` computes it from z)."""
     if code == LEAKY_RELU:
         return 1.0 if a > 0 else LEAKY_SLOPE
     if code == ELU:
         return 1.0 if a > 0 else a + 1.0
-    if code == SOFTPLUS:
-        return -math.expm1(-a)
-    return gelu_derivative(a)
+    return -math.expm1(-a)  # SOFTPLUS
 
 
 @jit
@@ -126,31 +118,40 @@ def bias_activate_any(Z, b, code):
 
 
 @jit
-def bias_activate_keeping_input(Z, b, code, Zin):
-    """Zin <- Z + b and Z <- f(Zin): for gelu, whose derivative needs z, which
-    the training kernel keeps in ``Zin`` (its ``pre`` workspace).
-
-    Shapes: Z, Zin (rows, width).  Mutates both.  Returns None.
-    """
+def bias_activate_with_derivative(Z, b, code, P):
+    """Z <- f(Z + b) and P <- f'(Z + b), for the training kernel's ``pre``
+    workspace (gelu, whose f' needs z; dropout, whose mask then changes Z).
+    gelu shares one tanh between f and f'.  Shapes: Z, P (rows, width).
+    Mutates both.  Returns None."""
     rows, width = Z.shape
+    if code == GELU:
+        for r in range(rows):
+            z = Z[r]
+            p = P[r]
+            for j in range(width):
+                v = z[j] + b[j]
+                t = math.tanh(GELU_C * (v + GELU_A * v * v * v))
+                z[j] = 0.5 * v * (1.0 + t)
+                p[j] = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (
+                    1.0 + 3.0 * GELU_A * v * v)
+        return
+    bias_activate_any(Z, b, code)
     for r in range(rows):
-        z = Z[r]
-        zin = Zin[r]
+        p = P[r]
         for j in range(width):
-            v = z[j] + b[j]
-            zin[j] = v
-            z[j] = activate_scalar(v, code)
+            p[j] = 1.0
+    mul_derivative_any(Z, P, code)
 
 
 @jit
-def copy_rows(src, dst):
-    """dst[...] = src for (rows, width) blocks (row views, so it vectorizes)."""
-    rows, width = src.shape
+def mul_rows(P, D):
+    """D <- D * P elementwise for (rows, width) blocks (row views: it vectorizes)."""
+    rows, width = P.shape
     for r in range(rows):
-        s = src[r]
-        d = dst[r]
+        p = P[r]
+        d = D[r]
         for j in range(width):
-            d[j] = s[j]
+            d[j] = d[j] * p[j]
 
 
 @jit
@@ -177,7 +178,7 @@ def mul_derivative(A, D, code):
 
 @jit
 def mul_derivative_any(A, D, code):
-    """``mul_derivative`` for every code; ``A`` is f(z), or z for GELU."""
+    """``mul_derivative`` for every code but GELU (see ``derivative_scalar``)."""
     if code < LEAKY_RELU:
         mul_derivative(A, D, code)
         return

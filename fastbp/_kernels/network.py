@@ -55,8 +55,8 @@ import numpy as np
 from numba import prange
 
 from .._config import FASTMATH_SAFE, jit, jit_build, jit_variants
-from .activations import GELU, bias_activate, bias_activate_any, bias_activate_keeping_input
-from .activations import copy_rows, mul_derivative, mul_derivative_any
+from .activations import GELU, bias_activate, bias_activate_any, bias_activate_with_derivative
+from .activations import mul_derivative, mul_derivative_any, mul_rows
 from .dropout import apply_mask
 from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, loss_and_delta_any, output_activate
@@ -193,19 +193,15 @@ def hidden_forward_core(A_out, bias, pre, pre_start, rows_idx, dropout_key, act_
 @jit
 def hidden_forward_extended(A_out, bias, pre, pre_start, rows_idx, dropout_key, act_code,
                             rate, layer, bsz, r0, r1):
-    """``hidden_forward_core`` for every activation, keeping in ``pre`` (its
-    (bsz, width) block at ``pre_start``, rows r0:r1) what f' needs (gelu's z,
-    or f(z) before the mask), then dropout's mask at ``rate``.  Returns None."""
-    if pre.shape[0] == 0:
-        bias_activate_any(A_out, bias, act_code)
-        return
-    P = block(pre, pre_start, bsz, A_out.shape[1])[r0:r1]
-    if act_code == GELU:
-        bias_activate_keeping_input(A_out, bias, act_code, P)
+    """``hidden_forward_core`` for every activation.  Where the backward pass
+    cannot compute f' from the activations (gelu; a layer with dropout, whose
+    mask then changes them), f'(z) goes into ``pre`` (its (bsz, width) block
+    at ``pre_start``, rows r0:r1); then dropout's mask at ``rate``.  Returns None."""
+    if act_code == GELU or rate > 0:
+        P = block(pre, pre_start, bsz, A_out.shape[1])[r0:r1]
+        bias_activate_with_derivative(A_out, bias, act_code, P)
     else:
         bias_activate_any(A_out, bias, act_code)
-        if rate > 0:
-            copy_rows(A_out, P)
     if rate > 0:
         apply_mask(A_out, rows_idx, dropout_key, layer, rate)
 
@@ -224,8 +220,8 @@ def hidden_backward_extended(D_k, A_k, pre, pre_start, rows_idx, dropout_key, ac
     (the same key), then f' from ``pre`` where the forward pass kept it."""
     if rate > 0:
         apply_mask(D_k, rows_idx, dropout_key, layer, rate)
-    if pre.shape[0] > 0 and (act_code == GELU or rate > 0):
-        mul_derivative_any(block(pre, pre_start, bsz, D_k.shape[1])[r0:r1], D_k, act_code)
+    if act_code == GELU or rate > 0:
+        mul_rows(block(pre, pre_start, bsz, D_k.shape[1])[r0:r1], D_k)
     else:
         mul_derivative_any(A_k, D_k, act_code)
 
@@ -258,10 +254,10 @@ def _forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, 
     every activation and delta block, and ``rowloss[r0:r1]`` (the weighted
     per-row loss).  Reads ``params`` only.  Returns None.
 
-    ``pre`` (laid out like ``deltas``, or empty) keeps, per hidden layer, what
-    f' is computed from when the activations cannot serve: z for gelu, f(z)
-    before the mask where the layer has dropout (``dropout[l]`` > 0, the rate
-    of hidden layer l + 1).  A dropped unit is 0 in the activations and its
+    ``pre`` (laid out like ``deltas``, or empty) keeps, per hidden layer, f'(z)
+    where the activations cannot give it in the backward pass: for gelu, and
+    where the layer has dropout (``dropout[l]`` > 0, the rate of hidden layer
+    l + 1).  A dropped unit is 0 in the activations and its
     delta is 0: the same mask multiplies both (``fastbp._kernels.dropout``).
     """
     n_layers = sizes.shape[0] - 1
