@@ -19,6 +19,7 @@ import sys
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 import fastbp
 from fastbp import _kernels as K
@@ -89,6 +90,20 @@ def fit_all(n_jobs=None):
         # L-BFGS amplifies any last-bit difference of the gradient
         "lbfgs-f64": (BPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", alpha=1.0,
                                   max_iter=60, random_state=0), Xr, yr),
+        # the extended kernels: CSR input, gelu, dropout masks, AdamW, early stopping
+        # on the validation loss
+        "extended-csr-f64": (BPClassifier(hidden_layer_sizes=(33, 17), activation="gelu",
+                                          dropout=[0.3, 0.1], solver="adamw", batch_size=64,
+                                          max_iter=6, learning_rate_init=0.01,
+                                          early_stopping=True, validation_metric="loss",
+                                          random_state=0), sp.csr_matrix(X), y),
+        # restarts (concurrent when threads allow) with RMSprop and squared error
+        "restarts-f32": (BPClassifier(hidden_layer_sizes=(8,), solver="rmsprop",
+                                      loss="squared_error", n_init=3, batch_size=50,
+                                      max_iter=5, random_state=0), X.astype(np.float32), y),
+        "huber-f64": (BPRegressor(loss="huber", huber_delta=0.5, activation="elu",
+                                  hidden_layer_sizes=(9,), batch_size=32, max_iter=5,
+                                  random_state=0), Xr, yr),
     }
     states = {}
     with warnings.catch_warnings():

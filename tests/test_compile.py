@@ -19,6 +19,7 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 from fastbp._kernels import DISPATCHERS
 from fastbp._kernels import activations as KA
 from fastbp._kernels import dropout as KD
+from fastbp._kernels import sparse as KS
 from fastbp._kernels import linalg as KLIN
 from fastbp._kernels import losses as KL
 from fastbp._kernels import network as KN
@@ -41,7 +42,7 @@ def _specializations():
     """(entry points, compiled helpers) -> number of compiled signatures each."""
     counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
     leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
-              for mod in (KA, KD, KL, KLIN, KN, KO)
+              for mod in (KA, KD, KL, KLIN, KN, KO, KS)
               for name, obj in vars(mod).items()
               if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
     return counts, leaves
