@@ -52,7 +52,7 @@ def _score_of(start, early_stopping, by_loss):
     if early_stopping:
         value = start.best_validation_loss_ if by_loss else -start.best_validation_score_
     else:
-        value = start.loss_
+        value = getattr(start, "loss_", np.inf)  # none: interrupted before an epoch ended
     return value if np.isfinite(value) else np.inf
 
 
@@ -102,10 +102,11 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
                 futures = [pool.submit(run, start, 1) for start in starts]
                 try:
                     errors = [f.result() for f in futures]
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # Ctrl-C reaches the main thread, waiting here
                     stop.set()
                     errors = [f.result() for f in futures]
-                    warnings.warn("Training interrupted by user.")
+            if stop.is_set():  # each start kept its last complete mini-batch
+                warnings.warn("Training interrupted by user.")
         else:
             for i, start in enumerate(starts):
                 errors[i] = run(start, n_threads)
@@ -125,7 +126,7 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
     init_losses = np.full(n_init, np.nan)
     init_scores = np.full(n_init, np.nan) if early_stopping else None
     for i in finished:
-        init_losses[i] = starts[i].loss_
+        init_losses[i] = getattr(starts[i], "loss_", np.nan)
         if early_stopping:
             init_scores[i] = starts[i].best_validation_score_
     if best != 0:

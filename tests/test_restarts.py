@@ -213,3 +213,34 @@ def test_n_init_is_validated(data):
     X, y = data
     with pytest.raises(ValueError, match="The 'n_init' parameter of BPClassifier must be"):
         BPClassifier(n_init=0).fit(X, y)
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_ctrl_c_ends_every_start_and_warns_once(data, monkeypatch, concurrent):
+    """A KeyboardInterrupt in one start's compiled call ends that start (keeping
+    its last complete mini-batch), stops the others at their next call, skips
+    the starts not begun, warns once, and keeps the best of what ran."""
+    X, y = data
+    real = _training._run_batches
+    calls = []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "_run_batches", interrupting)
+    monkeypatch.setattr(_restarts, "starts_run_concurrently", lambda *args: concurrent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = BPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0, n_init=4,
+                           n_jobs=2 if concurrent else 1).fit(X, y)
+    messages = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert messages == ["Training interrupted by user."]
+    assert est.n_iter_ < 20
+    assert est.best_init_ == int(np.nanargmin(est.init_losses_))
+    if not concurrent:  # the starts after the interrupted one never ran
+        assert np.isnan(est.init_losses_[-1])
+    assert "_stop_requested" not in est.__dict__
+    est.predict(X)
