@@ -56,15 +56,7 @@ def log(msg):
 # machine info and GEMM rate
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+cpu_model = common.cpu_model
 
 
 def machine_info(n_threads, torch_mod):

@@ -45,17 +45,6 @@ OPTIONS = {
 RESTARTS = {"n_init=1": {}, "n_init=4": dict(n_init=4)}
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def measure(workload, options, dtype, rounds):
     from fastbp import BPClassifier
 
@@ -94,7 +83,7 @@ def main(argv=None):
     import numpy
     import sklearn
 
-    print(f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; numba threads "
+    print(f"- CPU: {common.cpu_model()}, {os.cpu_count()} logical CPUs; numba threads "
           f"{numba.get_num_threads()}")
     print(f"- python {platform.python_version()}, numpy {numpy.__version__}, scikit-learn "
           f"{sklearn.__version__}, numba {numba.__version__}; {args.dtype}, "

@@ -102,6 +102,20 @@ def _cache_dir():
 _DATA = {}
 
 
+def cpu_model():
+    """The CPU's model name (quoted with every table: machines differ)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def make_data(workload, dtype="float32"):
     """Seeded, deterministic ``(X_train, y_train, X_test, y_test)`` for a workload.
 

@@ -23,9 +23,10 @@ OPTIONS = {
 }
 
 
-class BPOptions:
-    param_names = ["option"]
-    params = [list(OPTIONS)]
+class _OptionFit:
+    """time_fit of one workload with extra constructor parameters (``_extra``)."""
+
+    workload_name = None  # set by subclasses
     timer = timeit.default_timer
     number = 1
     repeat = 3
@@ -33,43 +34,42 @@ class BPOptions:
     warmup_time = 0.0
     timeout = 300
 
-    def setup(self, option):
+    def _extra(self, value):
+        raise NotImplementedError
+
+    def setup(self, value):
         from fastbp import BPClassifier
 
-        self.workload = ASV_WORKLOADS["mnist-like"]
+        self.workload = ASV_WORKLOADS[self.workload_name]
         self.X, self.y, _, _ = make_data(self.workload, "float32")
-        self.params = {**estimator_params(self.workload, "adam"), **OPTIONS[option]}
+        self.params = {**estimator_params(self.workload, "adam"), **self._extra(value)}
+        # Numba compilation (the option's kernel build; not timed)
         fit_quietly(BPClassifier(**self.params), self.X[:400], self.y[:400])
 
-    def time_fit(self, option):
+    def time_fit(self, value):
         from fastbp import BPClassifier
 
         fit_quietly(BPClassifier(**self.params), self.X, self.y)
 
 
-class BPRestarts:
+class BPOptions(_OptionFit):
+    workload_name = "mnist-like"
+    param_names = ["option"]
+    params = [list(OPTIONS)]
+
+    def _extra(self, option):
+        return OPTIONS[option]
+
+
+class BPRestarts(_OptionFit):
     """n_init on the small workload (its starts run concurrently)."""
 
+    workload_name = "small"
     param_names = ["n_init"]
     params = [[1, 4]]
-    timer = timeit.default_timer
-    number = 1
-    repeat = 3
-    rounds = 1
-    warmup_time = 0.0
 
-    def setup(self, n_init):
-        from fastbp import BPClassifier
-
-        self.workload = ASV_WORKLOADS["small"]
-        self.X, self.y, _, _ = make_data(self.workload, "float32")
-        self.params = {**estimator_params(self.workload, "adam"), "n_init": n_init}
-        fit_quietly(BPClassifier(**self.params), self.X[:400], self.y[:400])
-
-    def time_fit(self, n_init):
-        from fastbp import BPClassifier
-
-        fit_quietly(BPClassifier(**self.params), self.X, self.y)
+    def _extra(self, n_init):
+        return {"n_init": n_init}
 
 
 def _sparse_data():
