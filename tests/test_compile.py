@@ -83,6 +83,7 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                                        activation=ACTIVATIONS[i % 4], n_jobs=n_jobs,
                                        random_state=0)
                     est.fit(data, y).predict_proba(data)
+                    est.predict_proba(data[:3])  # a few rows: predict_rows
                     BPClassifier(hidden_layer_sizes=depth, max_iter=2, n_jobs=n_jobs).fit(
                         data, np.c_[y, 1 - y]).predict(data)
                     BPRegressor(loss="poisson", hidden_layer_sizes=depth, solver=solver,
@@ -92,9 +93,10 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                         options.pop("dropout", None)
                     if "dropout" in options and np.ndim(options["dropout"]):
                         options["dropout"] = options["dropout"][:len(depth)]
-                    BPClassifier(hidden_layer_sizes=depth, solver=solver, max_iter=2,
-                                 n_jobs=n_jobs, random_state=0, **options).fit(
-                        data, y).predict_proba(data)
+                    ext = BPClassifier(hidden_layer_sizes=depth, solver=solver, max_iter=2,
+                                       n_jobs=n_jobs, random_state=0, **options).fit(data, y)
+                    ext.predict_proba(data)
+                    ext.predict_proba(data[:3])
                     BPRegressor(loss=("huber", "absolute_error")[i % 2],
                                 hidden_layer_sizes=depth, solver=solver, max_iter=2,
                                 n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)

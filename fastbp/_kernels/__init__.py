@@ -22,6 +22,8 @@ from .network import (
     predict_extended_parallel,
     predict_extended_serial,
     predict_parallel,
+    predict_rows,
+    predict_rows_extended,
     predict_serial,
     train_batches_extended_parallel,
     train_batches_extended_serial,
@@ -45,6 +47,8 @@ DISPATCHERS = {
     "train_batches_extended_parallel": train_batches_extended_parallel,
     "predict_extended_serial": predict_extended_serial,
     "predict_extended_parallel": predict_extended_parallel,
+    "predict_rows": predict_rows,
+    "predict_rows_extended": predict_rows_extended,
 }
 
 
@@ -56,10 +60,13 @@ def uses_extended(act_code, out_code=0, dropout=False):
 
 def kernels_for(kind, act_code, out_code=0, dropout=False):
     """The (serial, parallel) pair of ``kind`` ("train" or "predict") that
-    runs these options: the one place a kernel build is chosen."""
+    runs these options, or for "predict_rows" (a few dense rows, serial only)
+    the one dispatcher: the one place a kernel build is chosen."""
     extended = uses_extended(act_code, out_code, dropout)
     if kind == "train":
         return TRAIN_EXTENDED if extended else TRAIN
+    if kind == "predict_rows":
+        return predict_rows_extended if extended else predict_rows
     return PREDICT_EXTENDED if extended else PREDICT
 
 

@@ -523,6 +523,43 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     output_activate(Aout, bias, out_code)
 
 
+def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
+    """Forward pass of a few dense rows into ``out`` with plain loops: no BLAS
+    call, no thread, nothing to pin (the latency of predicting one row is
+    Python's and BLAS's fixed costs, not arithmetic).  Each row of W is read
+    once for all the rows; every output is summed over the inputs in order,
+    so it depends on nothing but its row.
+
+    ws (2, rows * max_hidden_width) ping-pong blocks.  Mutates out and ws.
+    Returns None.
+    """
+    n_layers = sizes.shape[0] - 1
+    rows = out.shape[0]
+    w_off, b_off, _, _, _ = layer_offsets(sizes, 1, 1)
+    zero = np.int64(0)
+    for l in range(n_layers):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        W = block(params, w_off[l], fi, fo)
+        src = X if l == 0 else block(ws[(l - 1) % 2], zero, rows, fi)
+        dst = out if l == n_layers - 1 else block(ws[l % 2], zero, rows, fo)
+        for r in range(rows):
+            d = dst[r]
+            for j in range(fo):
+                d[j] = 0.0
+        for k in range(fi):
+            w = W[k]
+            for r in range(rows):
+                x = src[r, k]
+                d = dst[r]
+                for j in range(fo):
+                    d[j] += x * w[j]
+        if l < n_layers - 1:
+            activate(dst, params[b_off[l]:b_off[l] + fo], act_code)
+        else:
+            output_activate(dst, params[b_off[l]:b_off[l] + fo], out_code)
+
+
 @jit
 def dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta):
     """The loss of the outputs ``A`` (n, n_out) against ``Y`` with weights ``sw``,
@@ -553,3 +590,5 @@ train_batches_extended_serial, train_batches_extended_parallel = jit_variants(
     _train_batches, {"forward_backward_rows": forward_backward_rows_extended}, "_extended")
 predict_extended_serial, predict_extended_parallel = jit_variants(
     _predict, EXTENDED_LEAVES, "_extended")
+predict_rows = jit_build(_predict_rows, None, "")
+predict_rows_extended = jit_build(_predict_rows, EXTENDED_LEAVES, "_extended")
