@@ -130,9 +130,30 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         return state
 
     def _snapshot(self):
+        """The fitted state, to put back if a fit fails (``_restore``).
+
+        Not a deep copy (it cost a streaming partial_fit a fifth of its time):
+        a fit replaces attributes rather than mutating them, except the
+        weights (views of the buffer the kernels update), the optimizer's
+        arrays (moments, step counter, hyper-parameters) and the curves it
+        appends to; those are copied, everything else is kept by reference.
+        """
         params = set(self.get_params(deep=False))
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items()
-                if k not in params and k not in _TRANSIENT}
+        snapshot = {}
+        for k, v in self.__dict__.items():
+            if k in params or k in _TRANSIENT:
+                continue
+            if k in ("coefs_", "intercepts_"):
+                v = [np.array(a, copy=True) for a in v]
+            elif isinstance(v, list):
+                v = list(v)
+            elif k == "_optimizer":
+                v = copy.copy(v)
+                for name, value in vars(v).items():
+                    if isinstance(value, np.ndarray):
+                        setattr(v, name, value.copy())
+            snapshot[k] = v
+        return snapshot
 
     def _restore(self, snapshot):
         params = set(self.get_params(deep=False))
@@ -464,7 +485,10 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
-            classes = unique_labels(y)
+            if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":
+                classes = np.unique(y)  # what unique_labels gives, without its checks' cost
+            else:
+                classes = unique_labels(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
                     raise ValueError(

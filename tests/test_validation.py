@@ -1,5 +1,6 @@
 """Bad input gets sklearn's error messages and never corrupts a fitted model."""
 
+import copy
 import pickle
 import re
 import warnings
@@ -527,3 +528,33 @@ def test_predict_buffers_of_every_thread_are_aligned_alike(dtype):
             for k in range(3):
                 assert ws[t, k].ctypes.data % ALIGN == 0
 
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_failed_partial_fit_puts_back_every_fitted_attribute(solver):
+    """The rollback snapshot copies what a fit mutates in place (weights, the
+    optimizer's arrays, the curves): after a diverged partial_fit every fitted
+    attribute, the optimizer state and the predictions are bit for bit those
+    of before the call, and the model trains on as if it had not happened."""
+    from _fit_digest import fitted_state
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 5))
+    y = X @ rng.normal(size=5)
+    reg = BPRegressor(hidden_layer_sizes=(6,), solver=solver, batch_size=20, random_state=0)
+    for _ in range(3):
+        reg.partial_fit(X, y)
+    before = fitted_state(reg, X)
+    twin = copy.deepcopy(reg)
+    # sgd: the first steps land, then the loss overflows (adam keeps its first
+    # call's learning rate across partial_fit, as scikit-learn's does: its
+    # weights move by about lr per step, so overflow the loss by the data)
+    reg.set_params(learning_rate_init=1e100)
+    scale = 1e100 if solver == "sgd" else 1e200
+    with pytest.raises(ValueError, match="left as it was before this call"):
+        reg.partial_fit(X * scale, y * scale)
+    reg.set_params(learning_rate_init=0.001)
+    assert fitted_state(reg, X) == before
+    reg.partial_fit(X, y)
+    twin.set_params(learning_rate_init=0.001).partial_fit(X, y)
+    assert fitted_state(reg, X) == fitted_state(twin, X)
