@@ -157,6 +157,44 @@ class MLPPredictProba(_PredictProba):
     engine = "sklearn"
 
 
+class _PredictLatency:
+    """predict_proba latency on 1, 10 and 10000 rows of the mnist-like input
+    (float32), a model of the mnist-like network."""
+
+    engine = None
+    param_names = ["rows"]
+    params = [[1, 10, 10000]]
+    timer = timeit.default_timer
+    number = 20  # a one-row call is tens of microseconds: average 20 calls
+    repeat = (3, 10, 10.0)
+    rounds = 1
+    warmup_time = 0.0
+    _fitted = {}
+
+    def setup(self, rows):
+        w = ASV_WORKLOADS["mnist-like"]
+        X, y, X_test, _ = make_data(w, "float32")
+        if self.engine not in self._fitted:
+            # Numba compilation
+            warm_jit(self.engine, dtypes=("float32",), solvers=("adam",))
+            est = make_estimator(self.engine, w, "adam").set_params(max_iter=1)
+            self._fitted[self.engine] = fit_quietly(est, X[:2000], y[:2000])
+        self.est = self._fitted[self.engine]
+        self.X = X_test[:rows].copy()
+        self.est.predict_proba(self.X)  # (loads the few-rows kernel)
+
+    def time_predict_proba(self, rows):
+        self.est.predict_proba(self.X)
+
+
+class BPPredictLatency(_PredictLatency):
+    engine = "fastbp"
+
+
+class MLPPredictLatency(_PredictLatency):
+    engine = "sklearn"
+
+
 class BPThreads:
     """Thread scaling: BPClassifier(n_jobs=1) vs n_jobs=2 (adam, float32)."""
 
