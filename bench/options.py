@@ -2,7 +2,7 @@
 """What each of fastbp's own options costs: fit time next to the default fit.
 
 Trains ``BPClassifier`` on a benchmark workload (``bench/benchmarks/common.py``)
-with the default options and with each option of the table below, in the same
+with the default options and with each option of ``common.OPTIONS``, in the same
 process, rounds alternating over the options (so a shared machine's drift
 falls on all), each option warmed by one untimed fit.  Prints the median fit
 time per option and its ratio to the default's, with the final training loss
@@ -27,21 +27,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks import common  # noqa: E402
 
-#: option name -> constructor parameters on top of the workload's
-OPTIONS = {
-    "default (adam, relu)": {},
-    "dropout=0.2": dict(dropout=0.2),
-    "solver='rmsprop'": dict(solver="rmsprop"),
-    "solver='adamw'": dict(solver="adamw"),
-    "activation='gelu'": dict(activation="gelu"),
-    "activation='leaky_relu'": dict(activation="leaky_relu"),
-    "activation='elu'": dict(activation="elu"),
-    "activation='softplus'": dict(activation="softplus"),
-    "loss='squared_error'": dict(loss="squared_error"),
-    "early_stopping=True": dict(early_stopping=True, n_iter_no_change=10**6),
-    "early_stopping, validation_metric='loss'": dict(
-        early_stopping=True, n_iter_no_change=10**6, validation_metric="loss"),
-}
+OPTIONS = common.OPTIONS
 RESTARTS = {"n_init=1": {}, "n_init=4": dict(n_init=4)}
 
 
@@ -91,7 +77,7 @@ def main(argv=None):
     w = common.WORKLOADS[args.workload]
     medians, losses = measure(w, OPTIONS, args.dtype, args.rounds)
     table(f"{w.name}: {w.n_samples}×{w.n_features}, {w.hidden}, batch {w.batch_size}, "
-          f"{w.epochs} epoch(s)", medians, losses, "default (adam, relu)")
+          f"{w.epochs} epoch(s)", medians, losses, "default")
     small = common.WORKLOADS["small"]
     medians, losses = measure(small, RESTARTS, args.dtype, args.rounds)
     table(f"{small.name}: {small.n_samples}×{small.n_features}, {small.hidden}, batch "

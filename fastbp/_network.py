@@ -150,8 +150,8 @@ class Workspace:
         rows = n_blocks if uses_partials(sizes, cap, n_blocks, sparse) else 0
         self.partials = np.empty((rows, self.grad_sums.shape[0]), dtype=dtype)
         self.rowloss = np.empty(cap, dtype=np.float64)
-        # What f' is computed from where the activations cannot serve (gelu's
-        # z, the activations before dropout's mask); laid out like ``deltas``.
+        # f'(z) of the hidden units where the backward pass cannot get it from
+        # the activations (gelu; a layer with dropout); laid out like ``deltas``.
         self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
 
     def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False, sparse=False):

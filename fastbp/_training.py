@@ -168,8 +168,8 @@ def is_sparse(inputs):
 
 
 def needs_pre(est, rates):
-    """Whether the training workspace keeps ``pre`` (gelu's z, or the
-    activations before a dropout mask): see ``forward_backward_rows``."""
+    """Whether the training workspace keeps ``pre`` (f'(z) for gelu or a layer
+    with dropout): see ``hidden_forward_extended``."""
     return est.activation == "gelu" or bool(np.any(rates > 0))
 
 

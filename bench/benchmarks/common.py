@@ -99,6 +99,23 @@ def _cache_dir():
     return path
 
 
+#: fastbp's own options (issue 8): name -> constructor parameters on top of a
+#: workload's.  ``bench/options.py`` times them all, the asv suite a subset.
+OPTIONS = {
+    "default": {},
+    "dropout=0.2": dict(dropout=0.2),
+    "rmsprop": dict(solver="rmsprop"),
+    "adamw": dict(solver="adamw"),
+    "gelu": dict(activation="gelu"),
+    "leaky_relu": dict(activation="leaky_relu"),
+    "elu": dict(activation="elu"),
+    "softplus": dict(activation="softplus"),
+    "squared_error": dict(loss="squared_error"),
+    "early_stopping": dict(early_stopping=True, n_iter_no_change=10**6),
+    "early_stopping, validation_metric='loss'": dict(
+        early_stopping=True, n_iter_no_change=10**6, validation_metric="loss"),
+}
+
 _DATA = {}
 
 
