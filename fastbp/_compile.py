@@ -8,9 +8,10 @@ __all__ = ["precompile"]
 def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
     """Compile (or load from the on-disk cache) the kernels for ``dtypes``.
 
-    Runs a tiny fit and predict per dtype, dense and sparse input, through the
-    serial variant and, when ``parallel`` is true and numba offers more than one
-    thread, the parallel one.  Useful before timing, or in a worker's start-up.
+    Runs tiny fits and predictions per dtype (dense input on both gradient
+    schedules, sparse input), through the serial variant and, when ``parallel``
+    is true and numba offers more than one thread, the parallel one (which a
+    short fit would otherwise not compile: ``fastbp._threads.CompileGate``).  Useful before timing, or in a worker's start-up.
 
     Parameters
     ----------
@@ -34,6 +35,7 @@ def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
     from sklearn.exceptions import ConvergenceWarning
 
     from ._kernels import DISPATCHERS
+    from ._threads import eager_parallel
     from .estimators import BPClassifier
 
     rng = np.random.RandomState(0)
@@ -44,13 +46,16 @@ def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
         X = rng.rand(256, 3).astype(dtype)
         y = (X[:, 0] > 0.5).astype(int)
         for n_jobs in n_jobs_list:
-            for data in (X, sp.csr_matrix(X)):
+            # dense input on both gradient schedules (16-row batches are one
+            # work block: the parameter-owned one), CSR input on its one
+            for data, batch_size in ((X, "auto"), (X, 16), (sp.csr_matrix(X), "auto")):
                 for options in ([{}, dict(activation="gelu", dropout=0.1)] if extended
                                 else [{}]):
                     clf = BPClassifier(hidden_layer_sizes=(2,), max_iter=1, n_jobs=n_jobs,
-                                       random_state=0, **options)
-                    with warnings.catch_warnings():
+                                       batch_size=batch_size, random_state=0, **options)
+                    with warnings.catch_warnings(), eager_parallel():
                         warnings.simplefilter("ignore", ConvergenceWarning)
                         clf.fit(data, y)
-                    clf.predict_proba(data)
+                        clf.predict_proba(data)
+                        clf.predict_proba(data[:2])  # a few rows: predict_rows
     return {name: len(d.signatures) for name, d in DISPATCHERS.items()}

@@ -19,7 +19,8 @@ import warnings
 
 import numba
 
-__all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "jit", "jit_build", "jit_variants"]
+__all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "is_compiled", "jit", "jit_build",
+           "jit_variants"]
 
 
 def _env_flag(name, default):
@@ -111,6 +112,25 @@ def jit_build(func, overrides, suffix, **options):
     different callees.  ``suffix`` names the build (and its cache index)."""
     options.setdefault("fastmath", False)
     return _njit(_renamed_copy(func, suffix, overrides), CACHE, **options)
+
+
+def is_compiled(dispatcher, args):
+    """Whether calling ``dispatcher`` with ``args`` would run without compiling:
+    a specialization for their types exists in this process or in numba's disk
+    cache (then the call only loads it).  False when unsure.
+
+    Reads numba internals (``Dispatcher.overloads``, ``FunctionCache._index_key``
+    and its index file); ``tests/test_numba_contract.py`` pins them.
+    """
+    try:
+        sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+        if sig in dispatcher.overloads:
+            return True
+        cache = dispatcher._cache
+        key = cache._index_key(sig, dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # NullCache (no index), a changed numba, an unreadable index
+        return False
 
 
 _fresh = {"checked": False}

@@ -7,19 +7,23 @@ scikit-learn's ``_pack``, so an L-BFGS vector *is* the buffer.  ``coefs_`` and
 next call repacks them into a fresh buffer (``Network.from_arrays``).
 """
 
+import time
 from collections import namedtuple
 
 import numpy as np
 
 from . import _threads
+from ._config import is_compiled
 from ._kernels import kernels_for
 from ._kernels.network import layer_offsets
 
 __all__ = ["KernelInput", "Network", "Workspace", "aligned_empty", "as_kernel_array",
            "as_kernel_input", "forward_pass", "uses_partials"]
 
-# The input of a kernel: X dense (n, n_features) *or* CSR (data, indices, indptr);
-# the other part is empty.  Passed to kernels as its four arrays.
+# The input of a kernel: X dense (n, n_features) *or* CSR (data, indices, indptr).
+# For CSR, X is an empty (0, n_features) array; for dense input the CSR parts
+# are None, so the kernels compiled for it leave out the CSR code (see
+# fastbp/_kernels/network.py).  Passed to kernels as its four fields.
 KernelInput = namedtuple("KernelInput", ["dense", "data", "indices", "indptr"])
 
 # The predict kernel's per-thread buffers start on 64-byte boundaries, so that
@@ -51,7 +55,6 @@ def _padded(n_elements, dtype):
     per_line = max(1, ALIGN // np.dtype(dtype).itemsize)
     return -(-n_elements // per_line) * per_line
 
-_EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
 # numba's BLAS bridge (``numba_xxgemm``, which np.dot and fastbp._kernels.linalg
 # call) narrows every size to the 32-bit Fortran integer without a check: a
@@ -146,9 +149,11 @@ class Workspace:
         self.grad_sums = np.empty(int(b_off[n_layers]), dtype=dtype)
         self.rowsq = np.empty(int(sq_off[n_layers]), dtype=np.float64)
         # Per-block partial gradients, for the small-network schedule (see
-        # fastbp/_kernels/network.py); zero rows select the other schedule.
-        rows = n_blocks if uses_partials(sizes, cap, n_blocks, sparse) else 0
-        self.partials = np.empty((rows, self.grad_sums.shape[0]), dtype=dtype)
+        # fastbp/_kernels/network.py); an empty 1-D array selects the other
+        # schedule (and keeps the partials code out of the kernel compiled for it).
+        self.partials = (np.empty((n_blocks, self.grad_sums.shape[0]), dtype=dtype)
+                         if uses_partials(sizes, cap, n_blocks, sparse)
+                         else np.empty(0, dtype=dtype))
         self.rowloss = np.empty(cap, dtype=np.float64)
         # f'(z) of the hidden units where the backward pass cannot get it from
         # the activations (gelu; a layer with dropout); laid out like ``deltas``.
@@ -183,7 +188,7 @@ def as_kernel_array(a, dtype):
 
 
 def as_kernel_input(X, dtype):
-    """``KernelInput`` of X for a kernel: dense or CSR, the other part empty.
+    """``KernelInput`` of X for a kernel: dense (CSR parts None) or CSR (X empty).
 
     Dense input is passed without a copy when it is C-contiguous and of
     ``dtype``; CSR input keeps its data array and gets int64 index arrays.
@@ -197,8 +202,7 @@ def as_kernel_input(X, dtype):
                            as_kernel_array(X.data, dtype),
                            as_kernel_array(X.indices, np.int64),
                            as_kernel_array(X.indptr, np.int64))
-    empty = np.zeros(0, dtype=dtype)
-    return KernelInput(as_kernel_array(X, dtype), empty, _EMPTY_INDEX, _EMPTY_INDEX)
+    return KernelInput(as_kernel_array(X, dtype), None, None, None)
 
 
 def forward_pass(net, X, act_code, out_code, n_threads):
@@ -233,6 +237,18 @@ def forward_pass(net, X, act_code, out_code, n_threads):
     block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
     max_width = int(sizes[1:].max())  # hidden layers only: X is read in place
     ws = aligned_empty((n_threads, 2, _padded(block * max_width, dtype)), dtype)
+    args = (*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
+    gate = None
+    if n_threads > 1:
+        # Not compiled yet: the serial kernel predicts (the same values) until
+        # predicting has taken long enough to pay for compiling the parallel one.
+        gate = _threads.gate(pair.parallel, "predict", args)
+        if not gate.open:
+            compiled = is_compiled(pair.serial, args)
+            kernel = pair.serial
+    start = time.perf_counter()
     with _threads.thread_limits(n_threads):
-        kernel(*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
+        kernel(*args)
+    if gate is not None and not gate.open and compiled:
+        gate.serial_ran(time.perf_counter() - start)
     return out

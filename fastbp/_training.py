@@ -48,10 +48,15 @@ class Pacer:
     disk cache or start the thread pool).  Serial measurements use short calls
     (``batches``): their per-batch cost does not depend on the call length.
     Parallel ones use full calls, which amortize waking the thread pool.
+
+    While ``gate`` (a ``_threads.CompileGate``) is closed, the parallel kernel
+    would have to be compiled first: the serial one runs, and ``record`` tells
+    the gate its time and the time still to come (``batches_to_come``).
     """
 
-    def __init__(self, n_threads, probe_every=4, max_probe_every=64):
+    def __init__(self, n_threads, gate=None, probe_every=4, max_probe_every=64):
         self.enabled = n_threads > 1
+        self.gate = gate if self.enabled else None
         self.cost = {True: None, False: None}  # parallel? -> seconds per batch
         self.seen = {True: 0, False: 0}
         self.calls = 0
@@ -62,6 +67,9 @@ class Pacer:
 
     def use_parallel(self):
         if not self.enabled:
+            return False
+        if self.gate is not None and not self.gate.open:
+            self._last = False
             return False
         self.calls += 1
         par, ser = self.cost[True], self.cost[False]
@@ -84,13 +92,13 @@ class Pacer:
         """How many of the ``per_call`` mini-batches due next the next call runs
         (ask after use_parallel): all of them, but an eighth for a serial probe,
         so probing costs little even when a whole epoch is one call."""
-        if self.enabled and not self._last:
+        if self.enabled and not self._last and (self.gate is None or self.gate.open):
             par, ser = self.cost[True], self.cost[False]
             if ser is None or (par is not None and par <= ser):  # a serial probe
                 return max(1, per_call // 8)
         return per_call
 
-    def record(self, seconds, n_batches):
+    def record(self, seconds, n_batches, batches_to_come=0):
         if not self.enabled or n_batches <= 0:
             return
         self.seen[self._last] += 1
@@ -99,6 +107,8 @@ class Pacer:
         per_batch = seconds / n_batches
         old = self.cost[self._last]
         self.cost[self._last] = per_batch if old is None else 0.5 * (old + per_batch)
+        if self.gate is not None and not self.gate.open and not self._last:
+            self.gate.serial_ran(seconds, self.cost[False] * batches_to_come)
 
 
 def shuffled(sample_idx, random_state):
@@ -164,7 +174,7 @@ def dropout_seed(random_state):
 
 def is_sparse(inputs):
     """Whether a ``KernelInput`` holds CSR input."""
-    return inputs.indptr.shape[0] > 0
+    return inputs.indptr is not None
 
 
 def needs_pre(est, rates):
@@ -181,15 +191,24 @@ def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_c
     ``dropout``: float64 rate per hidden layer (None: no dropout);
     ``dropout_key``: int64 (seed, epoch) of the masks.
     """
+    return kernel(*_batch_args(inputs, Y, sw, order, net, moments, ws, act_code, out_code,
+                               opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi, dropout,
+                               dropout_key))
+
+
+def _batch_args(inputs, Y, sw, order, net, moments, ws, act_code, out_code, opt_code, hyper,
+                adam_t, loss_sum, batch_size, lo, hi, dropout=None,
+                dropout_key=_NO_DROPOUT_KEY):
+    """The epoch kernel's arguments for ``_run_batches``."""
     if dropout is None:
         dropout = np.zeros(net.sizes.shape[0] - 2, dtype=np.float64)
     if ws.pre.shape[0] == 0 and (act_code == GELU or dropout.any()):
         # the kernel would compute f' from the wrong values, silently
         raise ValueError("gelu and dropout need a Workspace with keep_pre=True")
-    return kernel(*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
-                  ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, ws.pre, act_code, out_code,
-                  opt_code, hyper, adam_t, dropout, dropout_key, float(loss_sum), batch_size,
-                  lo, hi, ws.n_blocks)
+    return (*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
+            ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, ws.pre, act_code, out_code,
+            opt_code, hyper, adam_t, dropout, dropout_key, float(loss_sum), batch_size,
+            lo, hi, ws.n_blocks)
 
 
 # The held-out part of the data for early stopping: X and labels for the
@@ -261,12 +280,18 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     pair = kernels_for("train", est._act_code, est._out_code, rates.any())
     _, n_threads = _threads.choose(pair, n_threads)
     serial, parallel = pair  # the Pacer picks between the two per call
-    pacer = Pacer(n_threads)
     dropout_key = np.array([dropout_seed(est._random_state) if rates.any() else 0, 0],
                            dtype=np.int64)
     ws = _workspace(est, net, batch_size, needs_pre(est, rates), is_sparse(inputs))
     act_code, out_code = est._act_code, est._out_code
     adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
+    gate = None
+    if n_threads > 1:  # (the arguments' types decide which specialization runs)
+        gate = _threads.gate(parallel, "train", _batch_args(
+            inputs, Y, sw, sample_idx, net, opt.moments, ws, act_code, out_code, opt.code,
+            opt.kernel_hyper(est.alpha, est._huber_delta), adam_t, 0.0, batch_size, 0, 1,
+            rates, dropout_key))
+    pacer = Pacer(n_threads, gate)
     n_batches = -(-n_train // batch_size)
     flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
     per_call = max(1, int(CALL_FLOPS // flops_per_batch))
@@ -275,7 +300,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
         try:
             est.n_iter_ = 0
-            for _ in range(est.max_iter):
+            for epoch in range(est.max_iter):
+                epochs_to_come = 0 if incremental else est.max_iter - epoch
                 if est.shuffle:
                     sample_idx = shuffled(sample_idx, est._random_state)
                 order = sample_idx if idx_train is None else idx_train[sample_idx]
@@ -293,7 +319,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                         kernel, inputs, Y, sw, order, net, opt.moments, ws, act_code,
                         out_code, opt.code, hyper, adam_t, loss_sum, batch_size, lo, hi,
                         rates, dropout_key)
-                    pacer.record(time.perf_counter() - start, hi - lo)
+                    pacer.record(time.perf_counter() - start, hi - lo,
+                                 max(0, epochs_to_come - 1) * n_batches + n_batches - hi)
                     if not np.isfinite(loss_sum):
                         break
                     lo = hi
@@ -457,9 +484,15 @@ def _update_no_improvement_count(est, net, val, n_threads):
 
 
 def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threads,
-                      huber_delta=1.0):
-    """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call."""
-    kernel, n_threads = _threads.choose(kernels_for("train", act_code, out_code), n_threads)
+                      huber_delta=1.0, evaluations=None):
+    """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call.
+
+    ``evaluations``: for L-BFGS, a dict ``{"done": int, "to_come": int}`` of
+    this minimization's calls, which lets the parallel kernel be compiled only
+    when the minimization can pay the time back (``_threads.CompileGate``).
+    """
+    pair = kernels_for("train", act_code, out_code)
+    kernel, n_threads = _threads.choose(pair, n_threads)
     n = Y.shape[0]
     hyper = np.zeros(N_HYPER)
     hyper[HYPER_ALPHA] = alpha
@@ -467,9 +500,23 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
     hyper[HYPER_CLIP_EPS] = np.finfo(net.dtype).eps
     order = np.arange(n, dtype=np.int64)
     moments = np.zeros((0, net.n_params), dtype=net.dtype)
+    gate = None
+    if kernel is pair.parallel:
+        gate = _threads.gate(pair.parallel, "train", _batch_args(
+            inputs, Y, sw, order, net, moments, ws, act_code, out_code, NONE, hyper,
+            np.zeros(1, np.int64), 0.0, n, 0, 1))
+        if not gate.open:
+            kernel = pair.serial
+    start = time.perf_counter()
     with _threads.thread_limits(n_threads):
         loss_sum = _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code,
                                 out_code, NONE, hyper, np.zeros(1, np.int64), 0.0, n, 0, 1)
+    if gate is not None and not gate.open and evaluations is not None:
+        seconds = time.perf_counter() - start
+        evaluations["done"] += 1
+        if evaluations["done"] > 1:  # the first call compiled (or loaded) the kernel
+            gate.serial_ran(seconds, seconds * max(0, evaluations["to_come"]
+                                                  - evaluations["done"]))
     if not np.isfinite(loss_sum):
         # The kernel stops before the gradient when the loss is not finite, so
         # ws.grad_sums holds whatever the workspace held: L-BFGS then wandered on
@@ -496,11 +543,13 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
                    keep_pre=est.activation == "gelu", sparse=is_sparse(inputs))
     x0 = net.params.astype(np.float64)
     last = {"x": x0, "fun": None, "n_iter": 0}
+    # about one evaluation per iteration (the line search seldom needs more)
+    evaluations = {"done": 0, "to_come": min(est.max_iter, est.max_fun)}
 
     def fun(x):
         net.params[...] = x
         loss, grad = loss_and_gradient(net, inputs, Y, sw, est._act_code, est._out_code,
-                                       est.alpha, ws, eff, est._huber_delta)
+                                       est.alpha, ws, eff, est._huber_delta, evaluations)
         if last["fun"] is None:  # the loss at x0
             last["fun"] = loss
         return loss, grad

@@ -1,7 +1,6 @@
 """BPClassifier and BPRegressor: scikit-learn's MLP estimators on a compiled engine."""
 
 import copy
-import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np

@@ -21,6 +21,18 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def eager_parallel_kernels():
+    """Run the parallel kernels whenever a test asks for threads.  Outside the
+    tests a fit runs the serial twin until compiling the parallel one pays
+    back (``fastbp._threads.CompileGate``): the same results, but the parallel
+    code would go untested.  tests/test_threads.py tests the gates themselves."""
+    from fastbp._threads import eager_parallel
+
+    with eager_parallel():
+        yield
+
+
 @pytest.fixture(params=["owned", "partials"])
 def schedule(request, monkeypatch):
     """Run a test under each gradient schedule of the epoch kernel.

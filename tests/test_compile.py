@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import BPClassifier, BPRegressor, _config
+from fastbp import BPClassifier, BPRegressor, _config, _threads
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from fastbp._kernels import DISPATCHERS
@@ -38,33 +38,50 @@ needs_cache = pytest.mark.skipif(
            "them a NullCache) and there is no cache directory to check")
 
 
-def _specializations():
-    """(entry points, compiled helpers) -> number of compiled signatures each."""
-    counts = {name: len(d.signatures) for name, d in DISPATCHERS.items()}
-    leaves = {f"{mod.__name__}.{name}": len(obj.signatures)
-              for mod in (KA, KD, KL, KLIN, KN, KO, KS)
-              for name, obj in vars(mod).items()
-              if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values()}
-    return counts, leaves
+def _all_dispatchers():
+    """name -> dispatcher, for the entry points and every compiled helper."""
+    found = dict(DISPATCHERS)
+    for mod in (KA, KD, KL, KLIN, KN, KO, KS):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values():
+                found[f"{mod.__name__}.{name}"] = obj
+    return found
 
 
-def _extra_signatures():
-    """Per dispatcher past two builds: how each extra one differs from the nearer
-    of the first two (argument name -> type), for the failure message."""
-    extra = {}
-    for name, d in DISPATCHERS.items():
-        if len(d.signatures) <= 2:
-            continue
-        args = list(inspect.signature(d.py_func).parameters)
-        for sig in d.signatures[2:]:
-            base = min(d.signatures[:2], key=lambda b: sum(s != t for s, t in zip(sig, b)))
-            extra.setdefault(name, []).append(
-                {args[i]: str(s) for i, (s, t) in enumerate(zip(sig, base)) if s != t})
-    return extra
+# The arguments whose type is meant to select a specialization besides the
+# dtype: the CSR arrays (None for dense input) and ``partials`` (2-D on its
+# schedule, 1-D on the other); see fastbp/_kernels/network.py.
+_KIND_ARGS = ("Xdata", "Xindices", "Xindptr", "partials")
 
 
-def test_at_most_two_specializations_per_kernel(tmp_path):
-    """Every option, depth, input kind and layout reuses the float32/float64 builds."""
+def _kind(dispatcher, sig):
+    """What a specialization is meant to differ by: the float dtypes of its
+    arrays and the types of ``_KIND_ARGS``."""
+    names = list(inspect.signature(dispatcher.py_func).parameters)
+    dtypes = sorted({str(getattr(t, "dtype", t)) for t in sig
+                     if "float" in str(getattr(t, "dtype", t))})  # arrays and scalars
+    return (tuple(dtypes), tuple(str(t) for n, t in zip(names, sig) if n in _KIND_ARGS))
+
+
+def _duplicate_specializations():
+    """Dispatchers with two specializations of one kind (say a read-only or a
+    literal argument compiled another): name -> their differing arguments."""
+    duplicates = {}
+    for name, d in _all_dispatchers().items():
+        seen = {}
+        names = list(inspect.signature(d.py_func).parameters)
+        for sig in d.signatures:
+            other = seen.setdefault(_kind(d, sig), sig)
+            if other is not sig:
+                duplicates.setdefault(name, []).append(
+                    {names[i]: (str(a), str(b)) for i, (a, b) in enumerate(zip(sig, other))
+                     if a != b})
+    return duplicates
+
+
+def test_one_specialization_per_dtype_and_kind(tmp_path):
+    """Every option, depth and layout reuses the builds of its dtype, input kind
+    (dense or CSR) and gradient schedule: nothing else compiles another."""
     rng = np.random.RandomState(0)
     X = rng.rand(200, 4)
     path = tmp_path / "X.npy"
@@ -84,6 +101,9 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                                        random_state=0)
                     est.fit(data, y).predict_proba(data)
                     est.predict_proba(data[:3])  # a few rows: predict_rows
+                    # one work block per batch: the parameter-owned schedule
+                    BPClassifier(hidden_layer_sizes=depth, solver=solver, batch_size=16,
+                                 max_iter=2, n_jobs=n_jobs).fit(data, y)
                     BPClassifier(hidden_layer_sizes=depth, max_iter=2, n_jobs=n_jobs).fit(
                         data, np.c_[y, 1 - y]).predict(data)
                     BPRegressor(loss="poisson", hidden_layer_sizes=depth, solver=solver,
@@ -100,11 +120,16 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                     BPRegressor(loss=("huber", "absolute_error")[i % 2],
                                 hidden_layer_sizes=depth, solver=solver, max_iter=2,
                                 n_jobs=n_jobs).fit(data, X[:, 1]).predict(data)
-    counts, leaves = _specializations()
-    assert all(1 <= c <= 2 for c in counts.values()), counts  # each one was used
-    # The compiled helpers the kernels call, too: one build per dtype (a literal
-    # argument at one call site, say, would compile a third and cost seconds).
-    assert leaves and all(c <= 2 for c in leaves.values()), leaves
+    assert all(d.signatures for d in DISPATCHERS.values())  # each one was used
+    # The compiled helpers the kernels call, too (a literal argument at one
+    # call site, say, would compile another build and cost seconds).
+    assert not _duplicate_specializations(), _duplicate_specializations()
+    kinds = {name: {_kind(d, sig) for sig in d.signatures} for name, d in DISPATCHERS.items()}
+    # dense with either schedule (one CPU: one work block, the owned one only),
+    # CSR with the owned one; in two dtypes
+    n_kinds = 6 if _threads.MACHINE_CPUS > 1 else 4
+    assert len(kinds["train_batches_parallel"]) == n_kinds, kinds["train_batches_parallel"]
+    assert len(kinds["predict_serial"]) == 4, kinds["predict_serial"]
 
     # Read-only targets and weights (a joblib memmap in a grid-search worker,
     # np.load(mmap_mode="r")): numba types a read-only array apart from a
@@ -133,37 +158,37 @@ def test_at_most_two_specializations_per_kernel(tmp_path):
                     for sw in weights.values():
                         BPRegressor(**options).fit(data, X[:, 1], sample_weight=sw)
                         BPClassifier(**options).fit(data, y, sample_weight=sw)
-    counts, leaves = _specializations()
-    assert all(c <= 2 for c in counts.values()), (
-        "a read-only y or sample_weight compiled another specialization", counts,
-        _extra_signatures())
-    assert all(c <= 2 for c in leaves.values()), (
-        "a read-only y or sample_weight compiled another helper specialization",
-        {name: c for name, c in leaves.items() if c > 2})
+    assert not _duplicate_specializations(), (
+        "a read-only y or sample_weight compiled another specialization",
+        _duplicate_specializations())
 
 
 _CHILD = textwrap.dedent("""
     import json, warnings
     import numpy as np
     from fastbp import BPClassifier
+    from contextlib import nullcontext
     from fastbp._kernels import DISPATCHERS
+    from fastbp._threads import eager_parallel
     warnings.simplefilter("ignore")
     X = np.random.RandomState(0).rand(300, 5)
     y = (X[:, 0] > 0.5).astype(int)
     clf = BPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, n_jobs={n_jobs})
-    clf.fit(X, y).predict_proba(X)
+    with eager_parallel() if {eager} else nullcontext():
+        clf.fit(X, y).predict_proba(X)
     stats = {{name: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
              for name, d in DISPATCHERS.items() if d.signatures}}
     print(json.dumps({{"stats": stats, "coef": clf.coefs_[0].tolist()}}))
 """)
 
 
-def _run_child(cache_dir, n_jobs, threads):
+def _run_child(cache_dir, n_jobs, threads, eager=True):
     # Caching on (parallel kernels too) whatever the parent's environment says:
     # the test is about the cache, in its default configuration.
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS=str(threads),
                FASTBP_CACHE="1", FASTBP_PARALLEL_CACHE="1")
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(n_jobs=n_jobs)], env=env,
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(n_jobs=n_jobs, eager=eager)],
+                         env=env,
                          capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -187,6 +212,21 @@ def test_warm_cache_does_not_recompile(tmp_path):
     assert serial_cold["stats"]["predict_serial"][1] >= 1, serial_cold["stats"]
     assert all(h >= 1 and m == 0 for h, m in serial_warm["stats"].values()), serial_warm["stats"]
     np.testing.assert_array_equal(cold["coef"], serial_warm["coef"])
+
+
+@pytest.mark.slow
+def test_a_short_fit_compiles_no_parallel_kernel_unless_cached(tmp_path):
+    """With an empty cache, a tiny fit and predict asking for 2 threads compile
+    the serial kernels only (the parallel ones could not pay back); once the
+    parallel ones are in the disk cache, the same fit loads and runs them.
+    The weights are the same bits either way."""
+    cold = _run_child(tmp_path, n_jobs=2, threads=2, eager=False)
+    assert set(cold["stats"]) == {"train_batches_serial", "predict_serial"}, cold["stats"]
+    _run_child(tmp_path, n_jobs=2, threads=2, eager=True)  # compiles the parallel ones
+    warm = _run_child(tmp_path, n_jobs=2, threads=2, eager=False)
+    assert {"train_batches_parallel", "predict_parallel"} <= set(warm["stats"]), warm["stats"]
+    assert all(m == 0 for _, m in warm["stats"].values()), warm["stats"]
+    np.testing.assert_array_equal(cold["coef"], warm["coef"])
 
 
 def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):

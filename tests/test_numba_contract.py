@@ -185,3 +185,48 @@ def test_xgemm_declares_numba_xxgemm_like_numba_np_dot(dtype):
                      i64, numba.from_dtype(np.dtype(dtype)), arr, i64, i64))
     assert _declaration(gemm_rm) == (numba_ret, numba_args), (
         "fastbp's _xgemm declares numba_xxgemm differently from numba's np.dot")
+
+
+# --- is_compiled: a specialization in memory or in the disk cache -------------
+
+_CACHED_MODULE = '''
+import numba
+
+@numba.njit(cache=True)
+def twice(x):
+    return 2 * x
+'''
+
+_ASK = '''
+import sys, json
+import numpy as np
+sys.path.insert(0, {path!r})
+import cached_mod
+from fastbp._config import is_compiled
+before = is_compiled(cached_mod.twice, (np.ones(3),))
+cached_mod.twice(np.ones(3))
+print(json.dumps([before, is_compiled(cached_mod.twice, (np.ones(3),)),
+                  is_compiled(cached_mod.twice, (np.ones(3, dtype=np.int8),)),
+                  sum(cached_mod.twice.stats.cache_hits.values())]))
+'''
+
+
+def test_is_compiled_sees_memory_and_the_disk_cache(tmp_path):
+    """``_config.is_compiled`` reads ``Dispatcher.overloads`` and numba's cache
+    index (``FunctionCache._index_key``, ``_cache_file._load_index``): before a
+    first call it is False; in a fresh process after another one compiled and
+    cached the function it is True (before loading it); for argument types
+    never compiled it stays False."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cached_mod.py").write_text(_CACHED_MODULE)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [json.loads(subprocess.run(
+        [sys.executable, "-c", _ASK.format(path=str(tmp_path))], env=env, check=True,
+        capture_output=True, text=True, timeout=300).stdout.strip().splitlines()[-1])
+        for _ in range(2)]
+    assert runs[0] == [False, True, False, 0]  # compiled here, then seen in memory
+    assert runs[1] == [True, True, False, 1]  # seen on disk, then loaded from it

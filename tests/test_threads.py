@@ -343,6 +343,81 @@ def test_pacer_prefers_the_faster_kernel_and_reprobes_with_backoff():
     assert Pacer(n_threads=1).use_parallel() is False
 
 
+def test_closed_gate_runs_serial_until_the_compile_pays_back(monkeypatch):
+    """A parallel kernel not compiled yet: the Pacer runs the serial one, in
+    full calls, and opens the gate once the serial seconds run plus those
+    still to come reach the payback time; then it warms up the parallel one."""
+    from fastbp import _threads
+    from fastbp._training import Pacer
+
+    monkeypatch.setitem(_threads.PARALLEL_PAYBACK_SECONDS, "train", 10.0)
+    gate = _threads.CompileGate("train", False)
+    pacer = Pacer(n_threads=2, gate=gate)
+    choices = []
+    for batches_to_come in (1000, 50, 40, 30):  # 0.1 s per batch serial
+        choices.append(pacer.use_parallel())
+        assert pacer.batches(16) == 16  # no short probes: nothing to compare yet
+        pacer.record(1.6, 16, batches_to_come)
+    # warm-up (not counted), then 1.6 + 5 = 6.6 s, 3.2 + 4 = 7.2 s, 4.8 + 3 = 7.8 s
+    assert choices == [False] * 4 and not gate.open
+    assert gate.serial_seconds == pytest.approx(4.8)
+    pacer.use_parallel()
+    pacer.record(1.6, 16, 40)  # 6.4 s run + 4 s to come: pays
+    assert gate.open and pacer.use_parallel() is True
+    # the gate stays open for the process, and opens at once for a long fit
+    assert _threads.CompileGate("train", False).open is False
+    long_fit = _threads.CompileGate("train", False)
+    long_fit.serial_ran(0.5, 100.0)
+    assert long_fit.open
+
+
+def test_gates_are_kept_per_signature_and_open_when_compiled(monkeypatch):
+    """``gate`` asks ``is_compiled`` once per (dispatcher, argument types) and
+    keeps the answer; eager_parallel opens every gate."""
+    from fastbp import _config, _threads
+
+    asked = []
+    monkeypatch.setattr(_threads, "_gates", {})
+    monkeypatch.setattr(_config, "is_compiled", lambda d, args: asked.append(args) or False)
+    args64 = (np.zeros((2, 3)), np.zeros(3, dtype=np.int64))
+    args32 = (np.zeros((5, 3), dtype=np.float32), np.zeros(3, dtype=np.int64))
+    with _threads.eager_parallel():
+        assert _threads.gate(K.PREDICT.parallel, "predict", args64).open
+    monkeypatch.setitem(_threads.PARALLEL_PAYBACK_SECONDS, "predict", 3.0)
+    # opened once (the parallel kernel then compiles): open for the process
+    assert _threads.gate(K.PREDICT.parallel, "predict", (np.ones((7, 3)), args64[1])).open
+    closed = _threads.gate(K.PREDICT.parallel, "predict", args32)
+    assert closed.open is False
+    assert _threads.gate(K.PREDICT.parallel, "predict", args32) is closed
+    assert len(asked) == 2  # each signature asked once
+    closed.serial_ran(3.5)
+    assert _threads.gate(K.PREDICT.parallel, "predict", args32).open
+
+
+@needs_two_threads
+def test_a_short_fit_runs_the_serial_kernel_while_the_gate_is_closed(digits, monkeypatch):
+    """Same weights as the parallel fit, bit for bit; the parallel kernel is
+    never called while compiling it cannot pay back."""
+    from fastbp import _config, _threads, _training
+
+    X, y = digits
+    ref = _fit(X, y, n_jobs=2)  # the conftest's eager gates: the parallel kernel
+    kernels = []
+    real_run = _training._run_batches
+
+    def spy(kernel, *args):
+        kernels.append(kernel)
+        return real_run(kernel, *args)
+
+    monkeypatch.setattr(_threads, "_gates", {})
+    monkeypatch.setattr(_config, "is_compiled", lambda d, args: False)
+    monkeypatch.setitem(_threads.PARALLEL_PAYBACK_SECONDS, "train", 1e9)
+    monkeypatch.setattr(_training, "_run_batches", spy)
+    lazy = _fit(X, y, n_jobs=2)
+    assert kernels and all(k is K.TRAIN.serial for k in kernels)
+    assert fitted_state(lazy, X) == fitted_state(ref, X)
+
+
 
 @needs_two_threads
 def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
@@ -360,7 +435,7 @@ def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
         calls.append((kernel is K.TRAIN.serial, lo, hi))
         return real_run(kernel, *args)
 
-    def record(self, seconds, n_batches):  # parallel measured 2x faster, always
+    def record(self, seconds, n_batches, batches_to_come=0):  # parallel 2x faster, always
         self.seen[self._last] += 1
         self.cost[self._last] = 1.0 if self._last else 2.0
 

@@ -12,8 +12,7 @@ Data layout (see ``fastbp/_network.py``):
   laid out like ``params``.  ``layer_offsets`` says where each block starts and
   ``block`` views one; nothing else computes an offset.
 * The input is ``X`` dense (n, n_features) *or* CSR ``(Xdata, Xindices,
-  Xindptr)``: the other is empty.  One compiled specialization per float dtype
-  serves both.  A dense batch is gathered into block 0; a CSR batch is never
+  Xindptr)``: the other is empty.  A dense batch is gathered into block 0; a CSR batch is never
   densified: the first layer's product and weight gradient run over its
   non-zeros (``fastbp._kernels.sparse``), block 0 is empty and the gradient
   takes the parameter-owned schedule.
@@ -29,9 +28,9 @@ different sizes differently, so splitting by thread would not be):
    bias, activation), the output loss and delta, and the delta recursion
    delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer
    (``forward_backward_rows``).
-2. gradients and the step, on one of two schedules (``partials`` has J rows or
-   none; ``fastbp._network.uses_partials`` picks the one that moves fewer
-   values between cores, which is a function of the shapes and J only):
+2. gradients and the step, on one of two schedules (``partials`` is (J,
+   n_params) or empty 1-D; ``fastbp._network.uses_partials`` picks the one
+   that moves fewer values between cores, a function of the shapes and J only):
 
    * parameter-owned (a second parallel region; larger networks): block j holds
      rows [j*fan_in/J, (j+1)*fan_in/J) of every W_l and the matching slice of
@@ -45,6 +44,17 @@ different sizes differently, so splitting by thread would not be):
      in block order and one optimizer step covers all parameters
      (``sum_partials_and_step``).  One parallel region per mini-batch instead
      of two, and no activations cross cores.
+
+What a fit does not use is not compiled.  numba drops a branch before typing
+the body when its test is known from the argument types alone: ``x is None``
+on an argument typed None, or ``x.ndim == 2`` on an array argument (its dead
+branch pruning; a test on anything else, or on an array's value, is not).
+So Python passes ``None`` for the CSR arrays of dense input, and ``partials``
+is 2-D on its schedule and an empty 1-D array on the parameter-owned one: the
+dense specialization never types the CSR products, nor one schedule the
+other's (a digits fit compiled 1.5 s less).  Empty CSR arrays are still
+accepted (the branches then test the length at run time).  So a build has a
+specialization per dtype and per (input kind, schedule) it has run.
 
 No atomics, nothing allocated per batch.  BLAS runs single-threaded inside the
 regions (``fastbp._threads`` pins it for the call), so threads are never
@@ -261,14 +271,14 @@ def _forward_backward_rows(X, Xdata, Xindices, Xindptr, Y, sw, rows_idx, sizes, 
     delta is 0: the same mask multiplies both (``fastbp._kernels.dropout``).
     """
     n_layers = sizes.shape[0] - 1
-    sparse = Xindptr.shape[0] > 0
-    if not sparse:
+    if Xindptr is None or Xindptr.shape[0] == 0:  # dense (None: see the module docstring)
         gather_rows(X, rows_idx, block(acts, a_off[0], bsz, sizes[0])[r0:r1])
     for l in range(n_layers):
         fi = sizes[l]
         fo = sizes[l + 1]
         A_out = block(acts, a_off[l + 1], bsz, fo)[r0:r1]
-        if l == 0 and sparse:  # the CSR rows times W_0, no dense copy of them
+        # the CSR rows times W_0, no dense copy of them
+        if l == 0 and Xindptr is not None and Xindptr.shape[0] > 0:
             csr_rows_dot(Xdata, Xindices, Xindptr, rows_idx, block(params, w_off[0], fi, fo),
                          A_out)
         else:
@@ -356,7 +366,6 @@ def owned_gradient_and_step(Xdata, Xindices, Xindptr, batch_idx, sizes, w_off, b
     (``batch_idx``: the batch's sample indices).  Returns None.
     """
     n_layers = sizes.shape[0] - 1
-    sparse = Xindptr.shape[0] > 0
     for l in range(n_layers):
         fi = sizes[l]
         fo = sizes[l + 1]
@@ -365,7 +374,7 @@ def owned_gradient_and_step(Xdata, Xindices, Xindptr, batch_idx, sizes, w_off, b
         i1 = (j + 1) * fi // n_blocks
         if i1 > i0:
             p0 = w_off[l] + i0 * fo
-            if l == 0 and sparse:
+            if l == 0 and Xindptr is not None and Xindptr.shape[0] > 0:
                 csr_rows_tdot_range(Xdata, Xindices, Xindptr, batch_idx, D, i0, i1,
                                     block(grad_sums, p0, i1 - i0, fo))
             else:
@@ -405,8 +414,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     Shapes: Y (n_samples, n_out), sw (n_samples,), order (m,) sample indices of
     this epoch (mini-batch b is order[b*batch_size : (b+1)*batch_size]);
     moments (n_moments, n_params); acts/deltas/grad_sums/rowsq/rowloss as in the
-    module docstring; partials (J or 0, n_params) per-block gradients (J rows
-    select that schedule); pre (like deltas, or empty: see
+    module docstring; partials (J, n_params) per-block gradients, or (0,) for
+    the other schedule; pre (like deltas, or empty: see
     ``forward_backward_rows``); hyper float64 (N_HYPER,); adam_t int64 (1,)
     Adam's step counter; dropout float64 (L-1,) the rate of each hidden layer
     (zeros: no dropout); dropout_key int64 (2,) the mask generator's seed and
@@ -417,15 +426,14 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     stepping.  Stops early (returning a non-finite sum) if a batch loss is not
     finite, before that batch's step.
     """
-    sparse = Xindptr.shape[0] > 0
-    w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, batch_size,
-                                                       0 if sparse else batch_size)
+    input_cap = batch_size
+    if Xindptr is not None and Xindptr.shape[0] > 0:  # CSR: no gathered input block
+        input_cap = 0
+    w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, batch_size, input_cap)
     m = order.shape[0]
     alpha = hyper[HYPER_ALPHA]
     clip_eps = hyper[HYPER_CLIP_EPS]
     huber_delta = hyper[HYPER_HUBER_DELTA]
-    # (the partials schedule would sum a dense W_0 gradient per block: never for CSR)
-    by_partials = partials.shape[0] > 0 and not sparse
 
     # ||W||^2 of the current weights, for the L2 term of the first batch.
     sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
@@ -446,7 +454,8 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                                       b_off, a_off, d_off, acts, deltas, pre, rowloss,
                                       act_code, out_code, dropout, dropout_key, clip_eps,
                                       huber_delta, bsz, r0, r1)
-            if by_partials:
+            # (never for CSR: the partials would need a dense input block)
+            if partials.ndim == 2 and (Xindptr is None or Xindptr.shape[0] == 0):
                 rows_gradient(sizes, w_off, b_off, a_off, d_off, acts, deltas, partials[j],
                               bsz, r0, r1)
 
@@ -465,7 +474,7 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
                              adam_t[0])
             hyper[HYPER_LR] = lr_t
 
-        if by_partials:
+        if partials.ndim == 2 and (Xindptr is None or Xindptr.shape[0] == 0):
             sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_off,
                                   sq_off, alpha, sw_sum, opt_code, hyper, lr_t)
         else:
@@ -492,10 +501,9 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
     """
     n_layers = sizes.shape[0] - 1
     n = out.shape[0]
-    w_off, b_off, _, _, _ = layer_offsets(sizes, 1, 1)
+    w_off, b_off, _, _, _ = layer_offsets(sizes, np.int64(1), np.int64(1))
     n_blocks = (n + block_rows - 1) // block_rows
     T = n_threads
-    sparse = Xindptr.shape[0] > 0
     zero = np.int64(0)  # a literal 0 would compile another specialization of block
     for t in prange(T):
         for blk_id in range(t, n_blocks, T):
@@ -513,7 +521,7 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     Aout = block(ws[t, l % 2], zero, rows, fo)
                 if l > 0:
                     gemm_nn(block(ws[t, (l - 1) % 2], zero, rows, fi), W, Aout)
-                elif sparse:
+                elif Xindptr is not None and Xindptr.shape[0] > 0:
                     csr_range_dot(Xdata, Xindices, Xindptr, r0, r1, W, Aout)
                 else:
                     gemm_nn(X[r0:r1], W, Aout)
@@ -535,7 +543,7 @@ def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
     """
     n_layers = sizes.shape[0] - 1
     rows = out.shape[0]
-    w_off, b_off, _, _, _ = layer_offsets(sizes, 1, 1)
+    w_off, b_off, _, _, _ = layer_offsets(sizes, np.int64(1), np.int64(1))
     zero = np.int64(0)
     for l in range(n_layers):
         fi = sizes[l]
@@ -577,7 +585,7 @@ def dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta
     for r in range(n):
         data_loss += rowloss[r]
         sw_sum += sw[r]
-    w_off, _, _, _, sq_off = layer_offsets(sizes, 1, 1)
+    w_off, _, _, _, sq_off = layer_offsets(sizes, np.int64(1), np.int64(1))
     rowsq = np.empty(sq_off[sizes.shape[0] - 1], dtype=np.float64)
     sumsq = squared_norm(params, sizes, w_off, sq_off, rowsq)
     return data_loss / sw_sum + 0.5 * alpha * sumsq / sw_sum
