@@ -11,7 +11,8 @@ def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
     Runs tiny fits and predictions per dtype (dense input on both gradient
     schedules, sparse input), through the serial variant and, when ``parallel``
     is true and numba offers more than one thread, the parallel one (which a
-    short fit would otherwise not compile: ``fastbp._threads.CompileGate``).  Useful before timing, or in a worker's start-up.
+    short fit would otherwise not compile: ``fastbp._threads.CompileGate``).
+    Useful before timing, or in a worker's start-up.
 
     Parameters
     ----------
