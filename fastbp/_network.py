@@ -35,6 +35,10 @@ KernelInput = namedtuple("KernelInput", ["dense", "data", "indices", "indptr"])
 # this machine, and their blocks are laid out the same for every thread count.)
 ALIGN = 64
 
+# Rows per block of the predict kernel (at most): each block's products are
+# one BLAS call per layer on one thread.
+PREDICT_BLOCK_ROWS = 512
+
 # Up to this many dense rows, predict runs ``predict_rows`` (loops, no BLAS, no
 # threads): its fixed cost is a few microseconds where BLAS's and the thread
 # pinning's are tens; past about 8 rows (784 x 128 measured) BLAS's speed wins.
@@ -205,10 +209,13 @@ def as_kernel_input(X, dtype):
     return KernelInput(as_kernel_array(X, dtype), None, None, None)
 
 
-def forward_pass(net, X, act_code, out_code, n_threads):
+def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
     """Output-layer activations of X (dense or sparse) through ``net``: the
     compiled predict kernel, in ``promote_types(X.dtype, net.dtype)`` (as
-    scikit-learn's numpy forward pass computes).  Returns a new (n, n_out) array.
+    scikit-learn's numpy forward pass computes).  Returns a new (n, n_out) array;
+    with ``check_finite``, ``(out, finite)`` where ``finite`` True proves X
+    finite (False: X may hold inf or nan, or a product overflowed), found
+    without a pass of its own over X (see ``_kernels.network._predict``).
 
     Rows go in blocks whose size depends on the number of rows and the machine
     (``_threads.n_blocks``), never on the thread count; each thread has its own
@@ -222,7 +229,7 @@ def forward_pass(net, X, act_code, out_code, n_threads):
     n = X.shape[0]
     out = np.empty((n, int(net.sizes[-1])), dtype=dtype)
     if n == 0:
-        return out
+        return (out, True) if check_finite else out
     sizes = net.sizes
     if n <= SMALL_PREDICT_ROWS and isinstance(X, np.ndarray):
         # a few rows: loops, no BLAS and no threads, so nothing to pin either
@@ -230,11 +237,11 @@ def forward_pass(net, X, act_code, out_code, n_threads):
         _threads.prepare(1)  # (the stale-cache check, once per process)
         kernels_for("predict_rows", act_code, out_code)(
             as_kernel_array(X, dtype), sizes, params, out, ws, act_code, out_code)
-        return out
+        return (out, bool(np.isfinite(X).all())) if check_finite else out
     inputs = as_kernel_input(X, dtype)
     pair = kernels_for("predict", act_code, out_code)
     kernel, n_threads = _threads.choose(pair, min(n_threads, max(1, n // 64)))
-    block = int(min(512, max(16, -(-n // _threads.n_blocks(n)))))
+    block = int(min(PREDICT_BLOCK_ROWS, max(16, -(-n // _threads.n_blocks(n)))))
     max_width = int(sizes[1:].max())  # hidden layers only: X is read in place
     ws = aligned_empty((n_threads, 2, _padded(block * max_width, dtype)), dtype)
     args = (*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
@@ -248,7 +255,7 @@ def forward_pass(net, X, act_code, out_code, n_threads):
             kernel = pair.serial
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
-        kernel(*args)
+        nonfinite = kernel(*args)
     if gate is not None and not gate.open and compiled:
         gate.serial_ran(time.perf_counter() - start)
-    return out
+    return (out, nonfinite == 0) if check_finite else out

@@ -328,22 +328,31 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
     # ---------------------------------------------------------------- predict
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations of X, computed by the compiled forward pass."""
-        if check_input and not self._is_plain_input(X):
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         n_threads = _threads.resolve_n_threads(self.n_jobs)
-        return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
+        if not check_input:
+            return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
+        if not self._is_plain_input(X):
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
+        out, finite = forward_pass(self._get_net(), X, self._act_code, self._out_code,
+                                   n_threads, check_finite=True)
+        if not finite:  # inf/nan in X (scikit-learn's message), or an overflow (fine)
+            validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return out
 
     def _is_plain_input(self, X):
-        """Whether ``validate_data(X, reset=False)`` would return X itself: a
-        finite, non-empty 2-D float ndarray with the fitted number of columns,
-        for a model fitted without feature names.  Checked directly, that costs
-        ~2 us where scikit-learn's generic checks cost ~40 (a one-row predict's
-        whole budget); anything else goes through them, with their messages."""
+        """Whether ``validate_data(X, reset=False)`` would return X itself, but
+        for the finiteness check: a non-empty 2-D float ndarray with the fitted
+        number of columns, for a model fitted without feature names.  Checked
+        directly, that costs ~2 us where scikit-learn's generic checks cost ~40
+        (a one-row predict's whole budget); anything else goes through them,
+        with their messages.  Whether X is finite the forward pass tells
+        (``forward_pass(check_finite=True)``): a scan of a 10000 x 784 X took
+        1.4 ms of a 7.8 ms predict."""
         return (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0
                 and X.dtype in _FLOAT_DTYPES
                 and X.shape[1] == self.__dict__.get("n_features_in_", -1)
-                and "feature_names_in_" not in self.__dict__
-                and bool(np.isfinite(X).all()))
+                and "feature_names_in_" not in self.__dict__)
 
     def _check_fitted(self):
         if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)

@@ -500,8 +500,11 @@ def run_predict(net, X, dtype, a_code, o_code, block, n_threads):
     kernel, eff = _threads.choose(PREDICT, n_threads)
     assert eff == n_threads
     with _threads.thread_limits(eff):
-        assert kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, net.params, out, ws,
-                      a_code, o_code, block, eff) is None
+        nonfinite = kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, net.params, out, ws,
+                           a_code, o_code, block, eff)
+    # the count of inf/nan first-layer products (X @ W_0, before the bias)
+    Z0 = np.asarray(X @ net.coefs[0].astype(dtype), dtype=dtype)
+    assert nonfinite == int((~np.isfinite(Z0)).sum())
     return out
 
 

@@ -75,6 +75,34 @@ def test_non_finite_X(digits, bad):
         BPClassifier(max_iter=2).fit(X, y)
 
 
+@pytest.mark.parametrize("n_rows", [3, 1000], ids=["few-rows", "kernel"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_X_at_predict(digits, bad, dtype, n_rows):
+    """The forward pass's own finiteness count (no scan of X) still gives
+    scikit-learn's errors, with relu, which maps nan and -inf to 0."""
+    X, y = digits
+    clf = BPClassifier(max_iter=2, random_state=0, activation="relu").fit(X, y)
+    Xt = np.resize(X, (n_rows, X.shape[1])).astype(dtype)
+    Xt[n_rows - 1, 7] = bad
+    word = "NaN" if np.isnan(bad) else "infinity"
+    for method in (clf.predict, clf.predict_proba, clf.predict_log_proba):
+        with pytest.raises(ValueError, match=f"Input X contains {word}"):
+            method(Xt)
+    with pytest.raises(ValueError, match=f"Input X contains {word}"):
+        clf.score(Xt, np.resize(y, n_rows))
+
+
+def test_finite_X_whose_products_overflow_predicts(digits):
+    """A finite X can make the first layer's products overflow: that is no
+    input error (scikit-learn predicts too), the output says what it says."""
+    X, y = digits
+    clf = BPClassifier(max_iter=2, random_state=0).fit(X.astype(np.float32), y)
+    Xt = np.full((200, X.shape[1]), 3e38, dtype=np.float32)
+    proba = clf.predict_proba(Xt)
+    assert proba.shape == (200, 10)
+
+
 def test_wrong_number_of_features_at_predict(digits):
     X, y = digits
     clf = BPClassifier(max_iter=2, random_state=0).fit(X, y)

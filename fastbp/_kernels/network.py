@@ -491,13 +491,31 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     return loss_sum
 
 
+@jit
+def count_nonfinite(A):
+    """Number of inf/nan entries of the 2-D array A."""
+    count = 0
+    for r in range(A.shape[0]):
+        row = A[r]
+        for j in range(row.shape[0]):
+            if not np.isfinite(row[j]):
+                count += 1
+    return count
+
+
 def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
              act_code, out_code, block_rows, n_threads):
     """Forward pass of every row into ``out`` (n_samples, n_out), in row blocks.
 
     ws (n_threads, 2, block * max_hidden_width) per-thread ping-pong buffers.
     CSR input goes straight into the first layer's product (``csr_range_dot``).
-    Thread t takes blocks t, t+T, ...  Mutates out and ws.  Returns None.
+    Thread t takes blocks t, t+T, ...  Mutates out and ws.
+
+    Returns the number of inf/nan entries of the first layer's products X W_0,
+    counted while they are in cache: a non-finite input value makes its row's
+    products non-finite (inf or nan times any weight, zero included, is not
+    finite), so 0 proves X finite without a pass over X.  (Not the converse: a
+    finite X can overflow.)
     """
     n_layers = sizes.shape[0] - 1
     n = out.shape[0]
@@ -505,6 +523,7 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
     n_blocks = (n + block_rows - 1) // block_rows
     T = n_threads
     zero = np.int64(0)  # a literal 0 would compile another specialization of block
+    nonfinite = 0
     for t in prange(T):
         for blk_id in range(t, n_blocks, T):
             r0 = blk_id * block_rows
@@ -525,10 +544,13 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     csr_range_dot(Xdata, Xindices, Xindptr, r0, r1, W, Aout)
                 else:
                     gemm_nn(X[r0:r1], W, Aout)
+                if l == 0:
+                    nonfinite += count_nonfinite(Aout)
                 if l < n_layers - 1:
                     activate(Aout, bias, act_code)
                 else:
                     output_activate(Aout, bias, out_code)
+    return nonfinite
 
 
 def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
