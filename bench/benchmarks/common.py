@@ -10,10 +10,12 @@ forked children).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+import timeit
 import warnings
 from dataclasses import dataclass, replace
 
@@ -116,6 +118,31 @@ OPTIONS = {
         early_stopping=True, n_iter_no_change=10**6, validation_metric="loss"),
 }
 
+
+class FitTiming:
+    """asv timing attributes for a benchmark whose call is one whole fit: wall time
+    (the kernels are multi-threaded), 3 single-call samples in one process, no
+    warm-up loop (``setup`` compiles)."""
+
+    timer = timeit.default_timer
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0.0
+    timeout = 300
+
+
+#: The epoch-time scaling series (``scaling.py``, ``compare.py --series scaling``):
+#: rows of random float32 data with 100 features, one epoch each.
+SCALING_N = (10_000, 30_000, 100_000, 300_000, 1_000_000)
+SCALING_FEATURES = 100
+
+
+def scaling_workload(n):
+    """One epoch of a (64,) relu network, batch 200, on ``n`` rows of ``scaling_data``."""
+    return Workload(f"n={n}", n, SCALING_FEATURES, 2, (64,), 200, 1, 0, SCALING_FEATURES)
+
+
 _DATA = {}
 
 
@@ -166,6 +193,22 @@ def make_data(workload, dtype="float32"):
     out = (X[: w.n_samples], y[: w.n_samples], X[w.n_samples :], y[w.n_samples :])
     _DATA[key] = out
     return out
+
+
+def scaling_data(n):
+    """Seeded ``(X, y)``: ``n`` rows of standard-normal float32 features and a
+    learnable binary target, the sign of a fixed random linear function of them.
+
+    Cheap to generate (no cache on disk); rows are drawn in order, so the first
+    ``m`` rows of ``scaling_data(n)`` are ``scaling_data(m)``.
+    """
+    key = ("scaling", n)
+    if key not in _DATA:
+        rng = np.random.default_rng(SEED)
+        w = rng.standard_normal(SCALING_FEATURES).astype(np.float32)
+        X = rng.standard_normal((n, SCALING_FEATURES), dtype=np.float32)
+        _DATA[key] = X, (X @ w > 0).astype(np.int64)
+    return _DATA[key]
 
 
 def _generate(n, n_features, n_informative, n_classes, fx, fy):
@@ -229,11 +272,26 @@ def make_estimator(engine, workload, solver, n_jobs=None):
     raise ValueError(f"engine must be 'fastbp' or 'sklearn', got {engine!r}")
 
 
+def _eager_parallel():
+    """fastbp's switch that opens every compile gate (a fit then runs the parallel
+    kernel at once, compiling it if need be); a no-op for a fastbp without gates
+    (``bench/ab.py`` times older trees)."""
+    try:
+        from fastbp._threads import eager_parallel
+    except ImportError:
+        return contextlib.nullcontext()
+    return eager_parallel()
+
+
 def fit_quietly(est, X, y):
-    """fit() without the ConvergenceWarning that a fixed epoch budget always raises."""
+    """fit() without the ConvergenceWarning that a fixed epoch budget always raises.
+
+    With fastbp's compile gates open: a benchmark measures the steady state, so
+    its warm-up fit compiles the parallel kernel a short fit would otherwise
+    leave uncompiled (the cold first-fit series measures that behaviour)."""
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _eager_parallel():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return est.fit(X, y)
 

@@ -14,6 +14,7 @@ import timeit
 
 from .common import (
     ASV_WORKLOADS,
+    FitTiming,
     fit_quietly,
     log_loss_of,
     make_data,
@@ -25,20 +26,12 @@ SOLVERS = ["sgd", "adam"]
 DTYPES = ["float32", "float64"]
 
 
-class _Fit:
+class _Fit(FitTiming):
     """time_fit / peakmem_fit per workload x solver x dtype."""
 
     engine = None  # set by subclasses
     param_names = ["workload", "solver", "dtype"]
     params = [list(ASV_WORKLOADS), SOLVERS, DTYPES]
-    timer = timeit.default_timer  # wall time: the kernels are multi-threaded
-    # One fit is 0.05-1 s: take 3 single-call samples in one process, no warm-up
-    # loop (setup already ran a fit of the same kernels).
-    number = 1
-    repeat = 3
-    rounds = 1
-    warmup_time = 0.0
-    timeout = 300
 
     def setup(self, workload, solver, dtype):
         self.workload = ASV_WORKLOADS[workload]
@@ -195,17 +188,11 @@ class MLPPredictLatency(_PredictLatency):
     engine = "sklearn"
 
 
-class BPThreads:
+class BPThreads(FitTiming):
     """Thread scaling: BPClassifier(n_jobs=1) vs n_jobs=2 (adam, float32)."""
 
     param_names = ["workload", "n_jobs"]
     params = [["small", "mnist-like"], [1, 2]]
-    timer = timeit.default_timer  # wall time
-    number = 1
-    repeat = 3
-    rounds = 1
-    warmup_time = 0.0
-    timeout = 300
 
     def setup(self, workload, n_jobs):
         self.workload = ASV_WORKLOADS[workload]

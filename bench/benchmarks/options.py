@@ -6,27 +6,27 @@ next to the default (the full-size table is ``bench/options.py``);
 one is ``bench/sparse.py``).  Compile time is excluded (``setup`` fits once).
 """
 
-import timeit
-
 import numpy as np
 
-from .common import ASV_WORKLOADS, OPTIONS, SEED, estimator_params, fit_quietly, make_data
+from .common import (
+    ASV_WORKLOADS,
+    OPTIONS,
+    SEED,
+    FitTiming,
+    estimator_params,
+    fit_quietly,
+    make_data,
+)
 
 # the options asv tracks (bench/options.py times every one of common.OPTIONS)
 TRACKED = ["default", "dropout=0.2", "gelu", "rmsprop", "adamw", "squared_error",
            "early_stopping"]
 
 
-class _OptionFit:
+class _OptionFit(FitTiming):
     """time_fit of one workload with extra constructor parameters (``_extra``)."""
 
     workload_name = None  # set by subclasses
-    timer = timeit.default_timer
-    number = 1
-    repeat = 3
-    rounds = 1
-    warmup_time = 0.0
-    timeout = 300
 
     def _extra(self, value):
         raise NotImplementedError
@@ -74,14 +74,8 @@ def _sparse_data():
     return X, y
 
 
-class _Sparse:
+class _Sparse(FitTiming):
     engine = None
-    timer = timeit.default_timer
-    number = 1
-    repeat = 3
-    rounds = 1
-    warmup_time = 0.0
-    timeout = 300
 
     def _make(self):
         params = dict(hidden_layer_sizes=(64,), max_iter=3, random_state=SEED)
