@@ -163,6 +163,9 @@ class Workspace:
         # f'(z) of the hidden units where the backward pass cannot get it from
         # the activations (gelu; a layer with dropout); laid out like ``deltas``.
         self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
+        # the epoch kernel's _threads.CompileGate for these buffers (set by the
+        # training loop, kept while partial_fit reuses the workspace)
+        self.train_gate = None
 
     def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False, sparse=False):
         return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks,
