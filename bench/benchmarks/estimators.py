@@ -188,6 +188,44 @@ class MLPPredictLatency(_PredictLatency):
     engine = "sklearn"
 
 
+class _PartialFit:
+    """One partial_fit call on a 1000-row chunk of the mnist-like data (float32,
+    the mnist-like network, adam): the unit a stream (dask-ml's Incremental)
+    is made of.  Every sample is the next chunk of a model already streaming."""
+
+    engine = None
+    timer = timeit.default_timer
+    number = 1
+    repeat = (5, 30, 10.0)
+    rounds = 1
+    warmup_time = 0.0
+    chunk = 1000
+
+    def setup(self):
+        import numpy as np
+
+        w = ASV_WORKLOADS["mnist-like"]
+        self.X, self.y, _, _ = make_data(w, "float32")
+        self.classes = np.unique(self.y)
+        warm_jit(self.engine, dtypes=("float32",), solvers=("adam",))
+        self.est = make_estimator(self.engine, w, "adam")
+        self.est.partial_fit(self.X[:self.chunk], self.y[:self.chunk], classes=self.classes)
+        self.start = 0
+
+    def time_partial_fit(self):
+        self.start = (self.start + self.chunk) % (self.X.shape[0] - self.chunk)
+        rows = slice(self.start, self.start + self.chunk)
+        self.est.partial_fit(self.X[rows], self.y[rows])
+
+
+class BPPartialFit(_PartialFit):
+    engine = "fastbp"
+
+
+class MLPPartialFit(_PartialFit):
+    engine = "sklearn"
+
+
 class BPThreads(FitTiming):
     """Thread scaling: BPClassifier(n_jobs=1) vs n_jobs=2 (adam, float32)."""
 
