@@ -163,9 +163,9 @@ class Workspace:
         # f'(z) of the hidden units where the backward pass cannot get it from
         # the activations (gelu; a layer with dropout); laid out like ``deltas``.
         self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
-        # the epoch kernel's _threads.CompileGate for these buffers (set by the
-        # training loop, kept while partial_fit reuses the workspace)
-        self.train_gate = None
+        # (parallel epoch kernel, its _threads.CompileGate) for these buffers
+        # (set by the training loop, kept while partial_fit reuses them)
+        self.train_gate = (None, None)
 
     def matches(self, sizes, dtype, cap, n_blocks, keep_pre=False, sparse=False):
         return self.key == (tuple(np.asarray(sizes).tolist()), np.dtype(dtype), cap, n_blocks,
@@ -249,17 +249,18 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
     max_width = int(sizes[1:].max())  # hidden layers only: X is read in place
     ws = aligned_empty((n_threads, 2, _padded(block * max_width, dtype)), dtype)
     args = (*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
-    gate = None
+    timed_gate = None
     if n_threads > 1:
         # Not compiled yet: the serial kernel predicts (the same values) until
         # predicting has taken long enough to pay for compiling the parallel one.
         gate = _threads.gate(pair.parallel, "predict", args)
         if not gate.open:
-            compiled = is_compiled(pair.serial, args)
             kernel = pair.serial
+            # (a call that compiles the serial kernel itself does not count)
+            timed_gate = gate if is_compiled(pair.serial, args) else None
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
         nonfinite = kernel(*args)
-    if gate is not None and not gate.open and compiled:
-        gate.serial_ran(time.perf_counter() - start)
+    if timed_gate is not None:
+        timed_gate.serial_ran(time.perf_counter() - start)
     return (out, nonfinite == 0) if check_finite else out

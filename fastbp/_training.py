@@ -290,13 +290,14 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
         # (the arguments' types decide which specialization runs; a workspace
         # that partial_fit reuses keeps its gate: typing 29 arguments per
         # streaming call cost 0.2 ms of 3)
-        gate = ws.train_gate if ws.train_gate is not None else _threads.gate(
-            parallel, "train", _batch_args(
+        kept_for, gate = ws.train_gate
+        if kept_for is not parallel:
+            gate = _threads.gate(parallel, "train", _batch_args(
                 inputs, Y, sw, sample_idx, net, opt.moments, ws, act_code, out_code,
                 opt.code, opt.kernel_hyper(est.alpha, est._huber_delta), adam_t, 0.0,
                 batch_size, 0, 1, rates, dropout_key))
+            ws.train_gate = (parallel, gate)
         gate.update()
-        ws.train_gate = gate
     pacer = Pacer(n_threads, gate)
     n_batches = -(-n_train // batch_size)
     flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
