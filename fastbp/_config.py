@@ -9,6 +9,10 @@
                      checks it (a cached kernel reloaded with another
                      NUMBA_NUM_THREADS).  Set "0" to opt out.
 
+``FASTBP_BLAS``  -- "openblas" (default) or "mkl": the BLAS the kernels' matrix
+                     products call (``fastbp._blas``, bound when the kernels
+                     are imported).
+
 Kernels are compiled lazily (nothing is compiled at import); see
 ``fastbp.precompile`` to compile ahead of time.
 """

@@ -6,7 +6,8 @@ check or corrupting products.
   ``Dispatcher._cache._cache_path`` and tells an uncached kernel by its
   ``numba.core.caching.NullCache``; when the path cannot be found it warns.
 * ``fastbp._kernels.linalg._xgemm`` declares numba's C helper ``numba_xxgemm``
-  (the BLAS bridge of ``np.dot``) by hand and calls it.  Its numerical result
+  (the BLAS bridge of ``np.dot``) by hand, under fastbp's own symbol name bound
+  to the helper's address (``fastbp._blas``), and calls it.  Its numerical result
   (all four transpose combinations, offsets into larger parents, leading
   dimensions, float32 and float64) is checked in
   ``tests/test_kernels.py::test_gemm_rm_on_strided_sub_blocks``.
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from numba import types
 
-from fastbp import _config
+from fastbp import _blas, _config
 from fastbp._kernels import DISPATCHERS
 from fastbp._kernels import linalg as KLIN
 
@@ -183,8 +184,21 @@ def test_xgemm_declares_numba_xxgemm_like_numba_np_dot(dtype):
     arr, i64 = types.Array(numba.from_dtype(np.dtype(dtype)), 1, "C"), types.int64
     gemm_rm.compile((types.boolean, types.boolean, i64, i64, i64, arr, i64, i64, arr, i64,
                      i64, numba.from_dtype(np.dtype(dtype)), arr, i64, i64))
-    assert _declaration(gemm_rm) == (numba_ret, numba_args), (
-        "fastbp's _xgemm declares numba_xxgemm differently from numba's np.dot")
+    # (fastbp calls it by its own name, bound to numba_xxgemm's address: fastbp._blas)
+    assert _declaration(gemm_rm, _blas.GEMM_SYMBOL) == (numba_ret, numba_args), (
+        "fastbp's _xgemm declares its BLAS symbol differently from numba's "
+        "np.dot's numba_xxgemm")
+
+
+def test_fastbp_gemm_symbol_is_numbas_helper_by_default():
+    """With the default backend the symbol every fastbp product calls is bound
+    to numba's numba_xxgemm (what np.dot calls), in this process."""
+    import llvmlite.binding as ll
+    from numba import _helperlib
+
+    if _blas.backend() != "openblas":
+        pytest.skip(f"this process runs FASTBP_BLAS={_blas.backend()}")
+    assert ll.address_of_symbol(_blas.GEMM_SYMBOL) == _helperlib.c_helpers["xxgemm"]
 
 
 # --- is_compiled: a specialization in memory or in the disk cache -------------

@@ -18,9 +18,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
+from .. import _blas
 from .._config import FASTMATH_SAFE, jit
 
 ensure_blas()  # numba's BLAS bridge (scipy.linalg.cython_blas), as np.dot needs
+_blas.install()  # binds the symbol every product below calls (before any kernel loads)
 
 _NO, _TR = ord("N"), ord("T")
 SMALL_MACS = 16384
@@ -29,8 +31,9 @@ FEW_ROWS = 32  # gemm_tn_cols: loops up to this many rows of C, BLAS above
 
 @intrinsic
 def _xgemm(typingctx, ta, tb, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
-    """Column-major BLAS ?gemm on raw buffers (numba's own ``numba_xxgemm`` bridge,
-    the one ``np.dot`` calls): C = op(A) @ op(B) + beta C with the operands starting
+    """Column-major BLAS ?gemm on raw buffers (``fastbp._blas.GEMM_SYMBOL``: numba's
+    own ``numba_xxgemm`` bridge, the one ``np.dot`` calls, or MKL's through an
+    adapter of the same signature): C = op(A) @ op(B) + beta C with the operands starting
     at element offsets ``*_off`` of the arrays A, B, C (any layout, one dtype) and
     leading dimensions ``ld*``.  ``ta``/``tb`` are ord("N") or ord("T")."""
     if not (isinstance(A, types.Array) and A.dtype in (types.float32, types.float64)
@@ -48,7 +51,7 @@ def _xgemm(typingctx, ta, tb, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_
         fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp,
                                                 voidp, voidp, intp, voidp, intp,
                                                 voidp, voidp, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _blas.GEMM_SYMBOL)
 
         def as_intp(val, ty):
             return context.cast(builder, val, ty, types.intp)
@@ -101,13 +104,24 @@ def gemm_rm(trans_a, trans_b, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_
     _xgemm(_TR if trans_b else _NO, _TR if trans_a else _NO, n, m, k,
            B, b_off, max(ldb, 1), A, a_off, max(lda, 1), beta, C, c_off, max(ldc, 1))
 
+@jit
+def _row_stride(A):
+    """Elements between the rows of the 2-D array A, at least 1 (BLAS's leading
+    dimension); its rows must be contiguous, as every block the kernels pass is."""
+    return max(A.strides[0] // A.itemsize, 1)
+
+
 @jit(fastmath=FASTMATH_SAFE)
 def gemm_nn(A, B, C):
     """C <- A @ B.  Shapes: A (m, k), B (k, n), C (m, n).  Mutates C."""
     m, k = A.shape
     n = B.shape[1]
-    if m * n * k >= SMALL_MACS or n == 1:  # one column: numba's np.dot calls ?gemv,
-        np.dot(A, B, C)                    # 1.0-2.5x faster than the loop (>= 64x16)
+    if n == 1:  # one column: numba's np.dot calls ?gemv, 1.0-2.5x faster than the
+        np.dot(A, B, C)  # loop (>= 64x16)
+    elif m * n * k >= SMALL_MACS:  # np.dot's ?gemm call, through the bound BLAS
+        if m > 0:
+            _xgemm(_NO, _NO, n, m, k, B, 0, _row_stride(B), A, 0, _row_stride(A), 0.0, C, 0,
+                   _row_stride(C))
     elif n >= 8:  # vectorize along rows of B
         for i in range(m):
             for j in range(n):
@@ -170,8 +184,9 @@ def gemm_nt(A, B, C):
     """C <- A @ B.T.  Shapes: A (m, k), B (n, k), C (m, n).  Mutates C."""
     m, k = A.shape
     n = B.shape[0]
-    if m * n * k >= SMALL_MACS:
-        np.dot(A, B.T, C)
+    if m * n * k >= SMALL_MACS:  # np.dot(A, B.T, C)'s call, through the bound BLAS
+        _xgemm(_TR, _NO, n, m, k, B, 0, _row_stride(B), A, 0, _row_stride(A), 0.0, C, 0,
+               _row_stride(C))
     elif k >= 8:  # contiguous dot products
         for i in range(m):
             for j in range(n):
