@@ -75,11 +75,13 @@ def test_mkl_requested_without_mkl_warns_and_uses_openblas():
 @pytest.mark.skipif(not _mkl_installed(), reason="the mkl package is not installed")
 @pytest.mark.parametrize("dtype", ["np.float32", "np.float64"])
 def test_mkl_fits_are_thread_invariant_and_agree_with_openblas(dtype):
-    """Every kernel product through MKL: n_jobs=1 and 2 give the same bits
-    (the blocks do not change), and the model agrees with OpenBLAS's to
+    """Every kernel product through MKL: n_jobs=1 and 2, and another process,
+    give the same bits (the blocks do not change), and the model agrees with OpenBLAS's to
     rounding (float64) or float32 rounding compounded over 8 epochs."""
     mkl, ref = _child("mkl", dtype), _child("openblas", dtype)
     assert mkl["backend"] == "mkl" and ref["backend"] == "openblas"
+    # another process (its arrays at other addresses): the same bits
+    assert _child("mkl", dtype) == mkl
     rtol = 1e-8 if "64" in dtype else 2e-2
     for name in ("adam", "sgd-deep", "lbfgs"):
         one, two = mkl[name]
