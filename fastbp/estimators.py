@@ -354,6 +354,48 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
                 and X.shape[1] == self.__dict__.get("n_features_in_", -1)
                 and "feature_names_in_" not in self.__dict__)
 
+    def to_sklearn(self):
+        """The equivalent fitted scikit-learn estimator (MLPClassifier or
+        MLPRegressor): the same weights, fitted attributes and sgd/adam
+        optimizer state, so the same predictions and a ``partial_fit`` that
+        continues from here.
+
+        Returns
+        -------
+        model : MLPClassifier or MLPRegressor
+            A new fitted estimator; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            For an activation or a loss scikit-learn's MLPs do not have.  Options
+            that shape only the training (rmsprop/adamw, dropout, n_init, ...)
+            are dropped with a warning.  See ``fastbp.interop``.
+        """
+        from .interop import to_sklearn
+
+        return to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, model):
+        """A fitted fastbp estimator equivalent to the fitted scikit-learn MLP
+        ``model``: its parameters, weights, fitted attributes and sgd/adam
+        optimizer state (the same predictions; ``partial_fit`` continues).
+
+        Parameters
+        ----------
+        model : MLPClassifier or MLPRegressor
+            A fitted scikit-learn MLP of this estimator's kind.
+
+        Returns
+        -------
+        est : BPClassifier or BPRegressor
+            A new fitted estimator; ``model`` is unchanged.
+        """
+        from .interop import from_sklearn
+
+        return from_sklearn(cls, model)
+
     def _check_fitted(self):
         if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)
             check_is_fitted(self)
