@@ -24,3 +24,9 @@ def test_example_runs(script, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip(), f"{script.name} printed nothing"
+    if "savefig(" in script.read_text():  # an example that draws writes its PNGs
+        written = sorted(tmp_path.glob("*.png"))
+        assert written, f"{script.name} wrote no PNG"
+        for png in written:
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+            assert f"wrote {png.name}" in out.stdout, png.name
