@@ -13,7 +13,6 @@ from collections import namedtuple
 import numpy as np
 
 from . import _threads
-from ._config import is_compiled
 from ._kernels import kernels_for
 from ._kernels.network import layer_offsets
 
@@ -256,8 +255,10 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
         gate = _threads.gate(pair.parallel, "predict", args)
         if not gate.open:
             kernel = pair.serial
-            # (a call that compiles the serial kernel itself does not count)
-            timed_gate = gate if is_compiled(pair.serial, args) else None
+            # (the first serial call is a warm-up, as in the Pacer: it may
+            # compile the serial kernel itself, which does not count)
+            timed_gate = gate if gate.serial_warm else None
+            gate.serial_warm = True
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
         nonfinite = kernel(*args)

@@ -183,6 +183,7 @@ class CompileGate:
         self.kind = kind
         self.open = bool(is_open)
         self.serial_seconds = 0.0
+        self.serial_warm = False  # predict: its first serial call was made (untimed)
 
     def serial_ran(self, seconds, seconds_to_come=0.0):
         """The serial build ran ``seconds`` in the parallel one's place (callers

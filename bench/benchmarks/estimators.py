@@ -112,6 +112,23 @@ class MLPQuality(_Quality):
         return self._fit_all()
 
 
+_MODELS = {}  # (engine, dtype) -> (fitted model, test X)
+
+
+def _mnist_model(engine, dtype):
+    """A model of the mnist-like network and the test input, fitted once per
+    process (setup re-runs before every sample).  The weights' values do not
+    matter for a predict timing: 1 epoch on 2000 rows, after the JIT warm-up."""
+    key = (engine, dtype)
+    if key not in _MODELS:
+        w = ASV_WORKLOADS["mnist-like"]
+        X, y, X_test, _ = make_data(w, dtype)
+        warm_jit(engine, dtypes=(dtype,), solvers=("adam",))  # Numba compilation
+        est = make_estimator(engine, w, "adam").set_params(max_iter=1)
+        _MODELS[key] = fit_quietly(est, X[:2000], y[:2000]), X_test
+    return _MODELS[key]
+
+
 class _PredictProba:
     """predict_proba on the mnist-like held-out input (10000 x 784, 10 classes)."""
 
@@ -123,19 +140,9 @@ class _PredictProba:
     repeat = (3, 10, 10.0)
     rounds = 1
     warmup_time = 0.0
-    _fitted = {}
 
     def setup(self, dtype):
-        w = ASV_WORKLOADS["mnist-like"]
-        X, y, self.X_test, _ = make_data(w, dtype)
-        key = (self.engine, dtype)
-        if key not in self._fitted:  # setup re-runs before every sample: fit once
-            # Numba compilation
-            warm_jit(self.engine, dtypes=(dtype,), solvers=("adam",))
-            # Weights' values do not matter for the timing: 1 epoch on 2000 rows.
-            est = make_estimator(self.engine, w, "adam").set_params(max_iter=1)
-            self._fitted[key] = fit_quietly(est, X[:2000], y[:2000])
-        self.est = self._fitted[key]
+        self.est, self.X_test = _mnist_model(self.engine, dtype)
         self.est.predict_proba(self.X_test[:10])
 
     def time_predict_proba(self, dtype):
@@ -162,17 +169,8 @@ class _PredictLatency:
     repeat = (3, 10, 10.0)
     rounds = 1
     warmup_time = 0.0
-    _fitted = {}
-
     def setup(self, rows):
-        w = ASV_WORKLOADS["mnist-like"]
-        X, y, X_test, _ = make_data(w, "float32")
-        if self.engine not in self._fitted:
-            # Numba compilation
-            warm_jit(self.engine, dtypes=("float32",), solvers=("adam",))
-            est = make_estimator(self.engine, w, "adam").set_params(max_iter=1)
-            self._fitted[self.engine] = fit_quietly(est, X[:2000], y[:2000])
-        self.est = self._fitted[self.engine]
+        self.est, X_test = _mnist_model(self.engine, "float32")
         self.X = X_test[:rows].copy()
         self.est.predict_proba(self.X)  # (loads the few-rows kernel)
 
