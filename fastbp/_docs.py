@@ -1,6 +1,6 @@
-"""The numpydoc of the estimators' parameters and attributes, shared by
-BPClassifier and BPRegressor (kept out of estimators.py so that module stays
-the estimators' code)."""
+"""The numpydoc of BPClassifier and BPRegressor: their class docstrings and
+the parameters and attributes they share (kept out of estimators.py so that
+module stays the estimators' code)."""
 
 PARAMS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -252,3 +252,95 @@ CLASSIFIER_PARAMS_DOC = """
         samples.  'balanced' is refused by partial_fit (one batch does not know
         the class frequencies): pass a dict there.
 """
+
+CLASSIFIER_DOC = """Multi-layer perceptron classifier trained by compiled backpropagation.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier`: the same
+    parameters, mathematics, random draws and fitted attributes, with every
+    mini-batch of an epoch run inside one Numba-compiled call.  It optimizes the
+    log-loss with L-BFGS or stochastic gradient descent.
+
+    Parameters
+    ----------""" + PARAMS_DOC + CLASSIFIER_PARAMS_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+""" + ATTRS_DOC + """
+    See Also
+    --------
+    BPRegressor : Multi-layer perceptron regressor.
+    sklearn.neural_network.MLPClassifier : The reference implementation.
+
+    References
+    ----------
+    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
+    training deep feedforward neural networks." AISTATS 2010.
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> from fastbp import BPClassifier
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = BPClassifier(random_state=0, max_iter=50).fit(X / 16.0, y)
+    >>> clf.score(X / 16.0, y) > 0.95
+    True
+    """
+
+REGRESSOR_DOC = """Multi-layer perceptron regressor trained by compiled backpropagation.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor`: the same
+    parameters, mathematics, random draws and fitted attributes, with every
+    mini-batch of an epoch run inside one Numba-compiled call.  It optimizes
+    the squared error (or the Poisson deviance) with L-BFGS or stochastic
+    gradient descent.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+            default='squared_error'
+        The loss function: half squared error with an identity output, or half
+        Poisson deviance with an exponential output (log-link), which requires
+        ``y >= 0``; fastbp's own: 'absolute_error' (mean over outputs of
+        |y - p|) and 'huber' (mean over outputs of r^2 / 2 for |r| <=
+        ``huber_delta``, else huber_delta * (|r| - huber_delta / 2), r = p - y),
+        each weighted and divided by the sample-weight sum like the others.
+""" + PARAMS_DOC + """
+    huber_delta : float, default=1.0
+        The threshold of the huber loss, > 0.  Only used when loss='huber'.
+
+    out_activation : {None, 'identity', 'logistic'}, default=None
+        The output layer's activation (``out_activation_``).  None: the loss's
+        own, 'identity' (or 'exp' for loss='poisson'), as in scikit-learn.
+        fastbp's own: 'logistic' squashes every output into (0, 1) for targets
+        in [0, 1] (proportions, rates), trained with loss='squared_error' as
+        half the sum over outputs of (p - y)^2 (the output delta then carries
+        the sigmoid's derivative p (1 - p)); y outside [0, 1] is refused.
+""" + """
+    Attributes
+    ----------""" + ATTRS_DOC + """
+    See Also
+    --------
+    BPClassifier : Multi-layer perceptron classifier.
+    sklearn.neural_network.MLPRegressor : The reference implementation.
+
+    References
+    ----------
+    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
+    training deep feedforward neural networks." AISTATS 2010.
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> from fastbp import BPRegressor
+    >>> from sklearn.datasets import make_regression
+    >>> X, y = make_regression(n_samples=200, n_features=20, random_state=1)
+    >>> regr = BPRegressor(random_state=1, max_iter=2000, tol=0.1).fit(X, y)
+    >>> regr.score(X, y) > 0.9
+    True
+    """

@@ -87,7 +87,34 @@ REGRESSOR_CONSTRAINTS = {
     **BASE_CONSTRAINTS,
     "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
     "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    "out_activation": [StrOptions({"identity", "logistic"}), None],
 }
+
+
+def regression_output(loss, out_activation):
+    """A regressor's output activation: ``out_activation``, or its loss's own
+    (None: 'exp' for poisson, 'identity' otherwise).  A logistic output goes
+    with the squared error only, the one pair the kernels have a delta for
+    besides the canonical ones (``fastbp._kernels.losses.OUTPUT_CODES``)."""
+    own = "exp" if loss == "poisson" else "identity"
+    if out_activation is None or out_activation == own:
+        return own
+    if out_activation == "logistic" and loss == "squared_error":
+        return "logistic"
+    raise ValueError(
+        f"out_activation={out_activation!r} does not go with loss={loss!r}: "
+        + ("loss='poisson' needs the exponential output (out_activation=None)."
+           if loss == "poisson" else
+           "a logistic output is trained with loss='squared_error' only."))
+
+
+def check_regression_targets(y, out_activation):
+    """Targets a logistic output can reach: within [0, 1]."""
+    if out_activation == "logistic" and y.size and (y.min() < 0 or y.max() > 1):
+        raise ValueError(
+            "out_activation='logistic' predicts values in (0, 1), but y has values "
+            f"in [{y.min():g}, {y.max():g}]. Scale y into [0, 1] (e.g. with "
+            "MinMaxScaler in a TransformedTargetRegressor) or use out_activation=None.")
 
 
 def check_sample_weight(sample_weight, X):
@@ -148,3 +175,25 @@ def check_n_jobs(n_jobs):
         raise ValueError(
             "The 'n_jobs' parameter must be None or a non-zero integer "
             "(negative values count back from all threads). Got 0 instead.")
+
+
+def binarize_labels(label_binarizer, y):
+    """``label_binarizer.transform(y).astype(bool)``, directly for 1-D labels.
+
+    The common case (binary or multiclass labels, all in ``classes_``) is one
+    ``searchsorted``; sklearn's generic path re-derives the target type twice and
+    cost 2 ms per fit of 10000 rows (a tenth of a small fit).  Anything else
+    (multilabel, unseen labels) goes through the binarizer.
+    """
+    classes = label_binarizer.classes_
+    if y.ndim == 1 and classes.shape[0] >= 2 and label_binarizer.y_type_ in (
+            "binary", "multiclass") and y.shape[0] > 0:
+        idx = np.searchsorted(classes, y)
+        idx = np.minimum(idx, classes.shape[0] - 1)
+        if np.array_equal(classes[idx], y):
+            if classes.shape[0] == 2:
+                return (idx == 1).reshape(-1, 1)
+            Y = np.zeros((y.shape[0], classes.shape[0]), dtype=bool)
+            Y[np.arange(y.shape[0]), idx] = True
+            return Y
+    return label_binarizer.transform(y).astype(bool)

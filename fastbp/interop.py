@@ -84,11 +84,16 @@ def to_sklearn(est):
         raise ValueError(
             f"to_sklearn: scikit-learn's {cls.__name__} has no loss={est.loss!r} (it "
             f"trains with {list(allowed_losses)}); this model cannot be expressed there.")
+    if not is_classifier(est) and est.out_activation_ == "logistic":
+        raise ValueError(
+            "to_sklearn: scikit-learn's MLPRegressor has no out_activation='logistic' "
+            "(its output is the loss's own); this model cannot be expressed there.")
     names = cls().get_params(deep=False)
     mine, defaults = est.get_params(deep=False), type(est)().get_params(deep=False)
     params = {k: v for k, v in mine.items() if k in names}
     dropped = {k: v for k, v in mine.items()
                if k not in names and k not in _SPEED_ONLY and _differs(v, defaults[k])}
+    dropped.pop("out_activation", None)  # (what is left of it is scikit-learn's own)
     if est.solver not in _SKLEARN_SOLVERS:
         dropped["solver"] = est.solver
         params.pop("solver")

@@ -519,7 +519,7 @@ def test_binarize_matches_label_binarizer(labels):
     y holds a label it does not know (then the binarizer's own path decides)."""
     from sklearn.preprocessing import LabelBinarizer
 
-    from fastbp.estimators import _binarize
+    from fastbp._validation import binarize_labels as _binarize
 
     lb = LabelBinarizer().fit(labels)
     np.testing.assert_array_equal(_binarize(lb, labels), lb.transform(labels).astype(bool))
@@ -534,7 +534,7 @@ def test_binarize_matches_label_binarizer(labels):
 def test_binarize_multilabel_goes_through_the_binarizer():
     from sklearn.preprocessing import LabelBinarizer
 
-    from fastbp.estimators import _binarize
+    from fastbp._validation import binarize_labels as _binarize
 
     Y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
     lb = LabelBinarizer().fit(Y)
