@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _training
+from . import _callbacks, _training
 
 __all__ = ["fit_with_restarts", "start_seeds", "starts_run_concurrently"]
 
@@ -66,11 +66,15 @@ def _new_start(est, seed, y, layer_units, dtype):
     return start
 
 
-def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
+def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
+                      tasks=None):
     """Fit ``est`` (initialized: start 0) ``n_init`` times and keep the best.
 
     Sets ``init_losses_``, ``best_init_`` and ``init_validation_scores_``;
-    the kept start's fitted attributes become ``est``'s.
+    the kept start's fitted attributes become ``est``'s.  ``tasks``: the
+    callbacks' fit task; each start is its subtask ``init`` #s (numbered, as
+    concurrent starts begin together), and a callback asking to stop at a
+    start's end skips the starts not begun.
     """
     n_init = est.n_init
     stochastic = est.solver != "lbfgs"
@@ -83,15 +87,25 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
     for start in starts:
         start._stop_requested = stop
 
-    def run(start, threads):
+    def begin(i):  # in the calling thread: the fit task's children are added here
+        if tasks is None:
+            return None
+        return tasks.subtask("init", max_subtasks=est.max_iter, task_id=i, model=starts[i])
+
+    stop_asked = []  # by a callback, at a start's end
+
+    def run(start, threads, task):
         try:
             if stochastic:
                 _training.fit_stochastic(start, start._net, inputs, X, Y, sw, y_orig, False,
-                                         threads, split=split)
+                                         threads, split=split, tasks=task)
             else:
-                _training.fit_lbfgs(start, start._net, inputs, Y, sw, threads)
+                _training.fit_lbfgs(start, start._net, inputs, Y, sw, threads, task)
         except _training.Diverged as exc:
+            _callbacks.end_cut_short(task)
             return exc
+        if task is not None and task.end():
+            stop_asked.append(True)
         return None
 
     errors = [None] * n_init
@@ -99,7 +113,9 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
     try:
         if concurrent:
             with ThreadPoolExecutor(max_workers=min(n_threads, n_init)) as pool:
-                futures = [pool.submit(run, start, 1) for start in starts]
+                init_tasks = [begin(i) for i in range(n_init)]  # they begin together
+                futures = [pool.submit(run, start, 1, task)
+                           for start, task in zip(starts, init_tasks)]
                 try:
                     errors = [f.result() for f in futures]
                 except KeyboardInterrupt:  # Ctrl-C reaches the main thread, waiting here
@@ -109,10 +125,11 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units):
                 warnings.warn("Training interrupted by user.")
         else:
             for i, start in enumerate(starts):
-                errors[i] = run(start, n_threads)
-                if stop.is_set():  # interrupted: the starts not run are skipped
+                errors[i] = run(start, n_threads, begin(i))
+                if stop.is_set() or stop_asked:  # the starts not run are skipped
                     errors[i + 1:] = [KeyboardInterrupt()] * (n_init - i - 1)
-                    warnings.warn("Training interrupted by user.")
+                    if stop.is_set():
+                        warnings.warn("Training interrupted by user.")
                     break
     finally:
         for start in starts:

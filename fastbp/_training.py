@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from . import _threads
+from ._callbacks import end_cut_short, epoch_blocks
 from ._kernels import kernels_for
 from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
 from ._kernels.activations import GELU
@@ -238,12 +239,13 @@ def validation_split(est, Y):
 
 
 def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads,
-                   split=None):
+                   split=None, tasks=None):
     """Stochastic training (sgd, adam, rmsprop, adamw); mutates ``est`` (fitted
     attributes) and ``net.params``.
 
     ``split``: the early-stopping split to use instead of drawing one (the
-    restarts share start 0's, so their validation scores compare).
+    restarts share start 0's, so their validation scores compare).  ``tasks``:
+    the callbacks' task (``fastbp._callbacks``) the epochs are subtasks of.
     """
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, net.n_params, net.dtype)
@@ -302,6 +304,9 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     n_batches = -(-n_train // batch_size)
     flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
     per_call = max(1, int(CALL_FLOPS // flops_per_batch))
+    # batches per progress report within an epoch (0: the epoch is one report)
+    block = 0 if tasks is None else epoch_blocks(n_batches, flops_per_batch)
+    epoch_task = block_task = None
 
     stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
     with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
@@ -314,13 +319,20 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                 order = sample_idx if idx_train is None else idx_train[sample_idx]
                 hyper = opt.kernel_hyper(est.alpha, est._huber_delta)
                 dropout_key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
+                if tasks is not None:
+                    epoch_task = tasks.subtask(
+                        "epoch", max_subtasks=-(-n_batches // block) if block else 0)
+                    block_task = epoch_task.subtask("batches") if block else None
                 loss_sum = 0.0
                 lo = 0
                 while lo < n_batches:
                     if stop is not None and stop.is_set():  # another start was interrupted
                         raise KeyboardInterrupt
                     kernel = parallel if pacer.use_parallel() else serial
-                    hi = lo + pacer.batches(min(per_call, n_batches - lo))
+                    todo = min(per_call, n_batches - lo)
+                    if block:  # a call ends at a block's end (any chunking trains alike)
+                        todo = min(todo, block - lo % block)
+                    hi = lo + pacer.batches(todo)
                     start = time.perf_counter()
                     loss_sum = _run_batches(
                         kernel, inputs, Y, sw, order, net, opt.moments, ws, act_code,
@@ -331,10 +343,14 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                     if not np.isfinite(loss_sum):
                         break
                     lo = hi
+                    if block and (lo % block == 0 or lo == n_batches):
+                        epoch_task.stop_requested |= block_task.end()
+                        block_task = epoch_task.subtask("batches") if lo < n_batches else None
                 if not np.isfinite(loss_sum):
                     if not early_stopping:
                         raise _diverged_sgd(est, est.n_iter_ + 1)
                     _stop_diverged_with_early_stopping(est, loss_sum / n_train, n_train)
+                    end_cut_short(block_task, epoch_task)
                     break
                 opt.after_batches()
                 est.n_iter_ += 1
@@ -346,6 +362,11 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
 
                 _update_no_improvement_count(est, net, val, n_threads)
                 opt.iteration_ends(est.t_)
+                if epoch_task is not None:
+                    stop_asked = epoch_task.end() or epoch_task.stop_requested
+                    epoch_task = None
+                    if stop_asked:  # a callback ends training after this epoch
+                        break
 
                 if est._no_improvement_count > est.n_iter_no_change:
                     if early_stopping:
@@ -367,6 +388,7 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                         "reached and the optimization hasn't converged yet." % est.max_iter,
                         ConvergenceWarning)
         except KeyboardInterrupt:
+            end_cut_short(block_task, epoch_task)
             if stop is None:
                 warnings.warn("Training interrupted by user.")
             else:  # a restart: fastbp._restarts ends the others and warns once
@@ -532,7 +554,7 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
     return loss_sum / n, ws.grad_sums.astype(np.float64)
 
 
-def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
+def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
     """L-BFGS-B (scipy) on the compiled full-batch loss and gradient.
 
     BLAS stays pinned to one thread for the whole minimization, not only inside
@@ -542,7 +564,8 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
 
     Ctrl-C keeps the weights of the last completed iteration (as sgd/adam keep
     those of the last complete mini-batch), with ``n_iter_`` and ``loss_`` of
-    that iterate.
+    that iterate; so does a callback that asks to stop (``tasks``: the
+    callbacks' task the iterations are subtasks of).
     """
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
@@ -553,7 +576,11 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
     # about one evaluation per iteration (the line search seldom needs more)
     evaluations = {"done": 0, "to_come": min(est.max_iter, est.max_fun)}
 
+    iteration = {"task": None, "stopped": False}  # the callbacks' open iteration
+
     def fun(x):
+        if tasks is not None and iteration["task"] is None and last["n_iter"] < est.max_iter:
+            iteration["task"] = tasks.subtask("lbfgs-iter")  # its first evaluation
         net.params[...] = x
         loss, grad = loss_and_gradient(net, inputs, Y, sw, est._act_code, est._out_code,
                                        est.alpha, ws, eff, est._huber_delta, evaluations)
@@ -565,6 +592,11 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
         last["x"] = intermediate_result.x.copy()
         last["fun"] = float(intermediate_result.fun)
         last["n_iter"] += 1
+        if tasks is not None:
+            task, iteration["task"] = iteration["task"], None
+            if task.end(params=last["x"]):
+                iteration["stopped"] = True
+                raise StopIteration  # (scipy >= 1.11 ends the minimization)
 
     with _threads.thread_limits(eff):
         try:
@@ -573,6 +605,7 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
                 options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol,
                          **lbfgs_iprint_options(est.verbose)})
         except KeyboardInterrupt:
+            end_cut_short(iteration["task"])
             if last["fun"] is None:  # not even the first loss: nothing to keep
                 raise
             stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
@@ -582,8 +615,12 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads):
                 stop.set()
             x, est.n_iter_, est.loss_ = last["x"], last["n_iter"], last["fun"]
         else:
-            est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
-            x, est.loss_ = opt_res.x, float(opt_res.fun)
+            end_cut_short(iteration["task"])  # the evaluations after the last iterate
+            if iteration["stopped"]:
+                x, est.n_iter_, est.loss_ = last["x"], last["n_iter"], last["fun"]
+            else:
+                est.n_iter_ = _check_optimize_result("lbfgs", opt_res, est.max_iter)
+                x, est.loss_ = opt_res.x, float(opt_res.fun)
     net.params[...] = x
     if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
         raise _diverged_lbfgs(est.n_iter_)

@@ -5,6 +5,7 @@ from abc import ABCMeta, abstractmethod
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.callback import CallbackSupportMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
@@ -13,7 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
-from . import _restarts, _threads, _training
+from . import _callbacks, _restarts, _threads, _training
 from ._docs import CLASSIFIER_DOC, REGRESSOR_DOC
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
@@ -43,7 +44,7 @@ _PARAM_NAMES = {}  # estimator class -> its sorted constructor parameter names
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class _BaseBP(BaseEstimator, metaclass=ABCMeta):
+class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of BPClassifier and BPRegressor."""
 
     _parameter_constraints: dict = dict(BASE_CONSTRAINTS)
@@ -141,7 +142,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         params = set(self.get_params(deep=False))
         snapshot = {}
         for k, v in self.__dict__.items():
-            if k in params or k in _TRANSIENT:
+            if k in params or k in _TRANSIENT or k in _callbacks.CALLBACK_STATE:
                 continue
             if k in ("coefs_", "intercepts_"):
                 v = [np.array(a, copy=True) for a in v]
@@ -156,8 +157,8 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         return snapshot
 
     def _restore(self, snapshot):
-        params = set(self.get_params(deep=False))
-        for k in [k for k in self.__dict__ if k not in params]:
+        keep = set(self.get_params(deep=False)).union(_callbacks.CALLBACK_STATE)
+        for k in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[k]
         self.__dict__.update(snapshot)
 
@@ -243,6 +244,7 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
         # Early stopping scores predictions against the labels, not the indicator.
         y_orig = self.__dict__.get("_y_labels", y)
         n_samples, n_features = X.shape
+        user_data = (X, y_orig, sample_weight)  # what callbacks score the model on
         sample_weight = self._with_class_weight(sample_weight, y_orig, incremental)
         self._sample_weight_given = sample_weight is not None
         if sample_weight is not None:
@@ -276,16 +278,26 @@ class _BaseBP(BaseEstimator, metaclass=ABCMeta):
             sw = as_kernel_array(sample_weight, dtype)
         n_threads = _threads.resolve_n_threads(self.n_jobs)
 
-        if first_pass and not incremental and self.n_init > 1:  # partial_fit: never
+        restarts = first_pass and not incremental and self.n_init > 1  # partial_fit: never
+        tasks = _callbacks.FitTasks.open(
+            self, *user_data, "partial_fit" if incremental else "fit",
+            max_subtasks=1 if incremental else self.n_init if restarts else self.max_iter,
+            sequential_subtasks=not restarts)  # (starts are numbered: they may run at once)
+        if restarts:
             _restarts.fit_with_restarts(self, inputs, X, Y, sw, y_orig, n_threads, y,
-                                        layer_units)
-            return
-        if self.solver in _STOCHASTIC_SOLVERS:
+                                        layer_units, tasks)
+        elif self.solver in _STOCHASTIC_SOLVERS:
             _training.fit_stochastic(self, net, inputs, X, Y, sw, y_orig, incremental,
-                                     n_threads)
+                                     n_threads, tasks=tasks)
         else:
-            _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads)
-        # one start (n_init=1, or a warm start / partial_fit continuing the model)
+            _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads, tasks)
+        if not restarts:
+            self._record_one_start()
+        if tasks is not None:
+            tasks.end()
+
+    def _record_one_start(self):
+        """n_init=1, or a warm start / partial_fit continuing the model."""
         self.init_losses_ = np.array([getattr(self, "loss_", np.nan)], dtype=np.float64)
         self.best_init_ = 0
         early = self.solver in _STOCHASTIC_SOLVERS and self.early_stopping

@@ -520,7 +520,8 @@ def test_solver_options_and_boundary_values(est_cls):
 def test_rho_and_weight_decay_follow_n_jobs_with_defaults(est_cls):
     names = list(inspect.signature(est_cls).parameters)
     # issue 8's order: the shared parameters after n_jobs, then each estimator's own
-    own = ["loss", "class_weight"] if est_cls is BPClassifier else ["huber_delta"]
+    own = (["loss", "class_weight"] if est_cls is BPClassifier
+           else ["huber_delta", "out_activation"])
     shared = ["n_jobs", "dropout", "n_init", "rho", "weight_decay", "validation_metric"]
     assert names[-len(shared) - len(own):] == shared + own
     params = est_cls().get_params()

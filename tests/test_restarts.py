@@ -84,10 +84,11 @@ def test_starts_share_start_zeros_validation_split(data, monkeypatch):
     seen = []
     real = _training.fit_stochastic
 
-    def spy(est, net, inputs, X_src, Y, sw, y_orig, incremental, n_threads, split=None):
+    def spy(est, net, inputs, X_src, Y, sw, y_orig, incremental, n_threads, split=None,
+            tasks=None):
         seen.append(None if split is None else (split[0].copy(), split[1].copy()))
         return real(est, net, inputs, X_src, Y, sw, y_orig, incremental, n_threads,
-                    split=split)
+                    split=split, tasks=tasks)
 
     monkeypatch.setattr(_training, "fit_stochastic", spy)
     BPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0, n_init=3,
