@@ -2,6 +2,8 @@
 the parameters and attributes they share (kept out of estimators.py so that
 module stays the estimators' code)."""
 
+import re
+
 PARAMS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element represents the number of neurons in the ith hidden layer.
@@ -344,3 +346,14 @@ REGRESSOR_DOC = """Multi-layer perceptron regressor trained by compiled backprop
     >>> regr.score(X, y) > 0.9
     True
     """
+
+
+def _join_continued_lines(doc):
+    """One space where a type line was continued with a backslash (numpydoc
+    wants the type on one line; the continuation keeps the source under 100
+    columns, but leaves the next line's indentation in the text)."""
+    return re.sub(r"(?<=,) {2,}(?=[\w'{])", " ", doc)
+
+
+CLASSIFIER_DOC = _join_continued_lines(CLASSIFIER_DOC)
+REGRESSOR_DOC = _join_continued_lines(REGRESSOR_DOC)
