@@ -142,7 +142,7 @@ def _fit_in_dask_worker(n_jobs):
 
     with dask.config.set({"temporary-directory": tempfile.mkdtemp()}), \
             LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
-                         processes=True, dashboard_address=None) as cluster, \
+                         processes=True, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         return client.submit(fit_all, n_jobs, pure=False).result()
 
