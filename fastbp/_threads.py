@@ -6,7 +6,8 @@ Inside a fastbp call:
   numba, restored in ``finally``);
 * BLAS is pinned to one thread (threadpoolctl, restored on exit), because the
   kernels call ``np.dot`` from inside their parallel regions on blocks each
-  thread owns: two thread pools never compete for the cores.
+  thread owns: two thread pools never compete for the cores.  Which libraries,
+  and for how long: ``fastbp._blas_pin``.
 
 ``n_jobs=None`` means numba's current thread count, which is the machine's
 cores unless the process limits it (loky workers set NUMBA_NUM_THREADS and
@@ -26,19 +27,14 @@ from contextlib import contextmanager
 import numba
 
 from . import _config
+from ._blas_pin import pinned
 
-_state = {"controller": None, "parallel_started": False, "forked_child": False,
-          "blas_users": 0, "blas_limiter": None}
-_blas_lock = threading.Lock()
+_state = {"parallel_started": False, "forked_child": False}
 
 
 def _after_fork_in_child():
     if _state["parallel_started"]:
         _state["forked_child"] = True
-    _state["controller"] = None
-    _state["blas_libs"] = None
-    _state["blas_users"] = 0
-    _state["blas_limiter"] = None
 
 
 if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork to guard
@@ -225,57 +221,14 @@ def gate(parallel, kind, args):
     return found
 
 
-def _blas_controller():
-    if _state["controller"] is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
-        from threadpoolctl import ThreadpoolController
-
-        _state["controller"] = ThreadpoolController()
-    return _state["controller"]
-
-
-def _blas_libraries():
-    """threadpoolctl's controllers of the BLAS libraries loaded (found once)."""
-    if _state.get("blas_libs") is None:
-        _state["blas_libs"] = [lib for lib in _blas_controller().lib_controllers
-                               if lib.user_api == "blas"]
-    return _state["blas_libs"]
-
-
 @contextmanager
-def _blas_single_threaded():
-    # threadpoolctl sets and restores BLAS threads process-wide, so two Python
-    # threads each entering and leaving their own limit would un-pin BLAS under
-    # each other.  The first caller pins, the last one restores.
-    # The libraries' own get/set calls, not threadpoolctl's ``limit`` (which
-    # re-reads every library's info each time: 8 of the 20 us a one-row
-    # predict through BLAS spent here).
-    with _blas_lock:
-        if _state["blas_users"] == 0:
-            libs = _blas_libraries()
-            saved = [lib.get_num_threads() for lib in libs]
-            for lib in libs:
-                lib.set_num_threads(1)
-            _state["blas_limiter"] = list(zip(libs, saved))
-        _state["blas_users"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _state["blas_users"] -= 1
-            if _state["blas_users"] == 0 and _state["blas_limiter"] is not None:
-                for lib, n in _state["blas_limiter"]:
-                    lib.set_num_threads(n)
-                _state["blas_limiter"] = None
-
-
-@contextmanager
-def thread_limits(n_threads):
-    """Run numba with ``n_threads`` and BLAS with one thread; restore both after."""
+def thread_limits(n_threads, blas="kernels"):
+    """Run numba with ``n_threads`` and the ``blas`` BLAS libraries ("kernels"
+    or "all", see ``fastbp._blas_pin``) with one thread; restore both after."""
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        with _blas_single_threaded():
+        with pinned(blas):
             yield
     finally:
         numba.set_num_threads(previous)

@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from . import _threads
+from ._blas_pin import pinned
 from ._callbacks import end_cut_short, epoch_blocks
 from ._kernels import kernels_for
 from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
@@ -471,7 +472,8 @@ def validation_score_and_loss(est, net, val, n_threads):
     pass: the loss is the training loss's formula (weighted data loss and
     L2 term over the validation weights' sum), with the user's sample weights."""
     output = forward_pass(net, val.X, est._act_code, est._out_code, n_threads)
-    score = est._score_output(output, val.y, val.sw_score)
+    with pinned("all"):  # scikit-learn's scorers call numpy's BLAS (a weighted dot)
+        score = est._score_output(output, val.y, val.sw_score)
     loss = dataset_loss(output, val.Y, val.sw, net.sizes, net.params, est._out_code,
                         float(est.alpha), float(np.finfo(net.dtype).eps), est._huber_delta)
     return score, float(loss)
@@ -598,7 +600,7 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
                 iteration["stopped"] = True
                 raise StopIteration  # (scipy >= 1.11 ends the minimization)
 
-    with _threads.thread_limits(eff):
+    with _threads.thread_limits(eff, blas="all"):  # scipy's BLAS and numpy's
         try:
             opt_res = scipy.optimize.minimize(
                 fun, x0, method="L-BFGS-B", jac=True, callback=callback,

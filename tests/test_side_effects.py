@@ -1,0 +1,230 @@
+"""fastbp's effects on the host process: BLAS thread pins (fastbp._blas_pin),
+bounded to what needs them, released in any order, through Ctrl-C and fork;
+and a mini-batch of zero total weight, which is skipped, not a divergence."""
+
+import os
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from fastbp import BPClassifier, BPRegressor, _blas_pin
+from fastbp._blas_pin import pinned
+
+
+def _threads_by_lib():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def _kernel_and_numpy_libs():
+    kernels = {lib.filepath for lib in _blas_pin._libraries("kernels")}
+    numpys = {lib.filepath for lib in _blas_pin._libraries("all")} - kernels
+    return kernels, numpys
+
+
+@pytest.fixture
+def two_blas_threads():
+    """Every BLAS library on 2 threads (what a user's process may have), put back after."""
+    libs = _blas_pin._libraries("all")
+    before = [lib.get_num_threads() for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(2)
+    yield
+    for lib, n in zip(libs, before):
+        lib.set_num_threads(n)
+
+
+class _Probe:
+    """A callback reading the BLAS thread counts at each epoch's (iteration's) end."""
+
+    def __init__(self):
+        self.seen = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context):
+        if context.task_name in ("epoch", "lbfgs-iter"):
+            self.seen.append(_threads_by_lib())
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:300] / 16.0, y[:300]
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_a_stochastic_fit_pins_the_kernels_blas_and_leaves_numpys_alone():
+    kernels, numpys = _kernel_and_numpy_libs()
+    if not numpys:
+        pytest.skip("numpy and scipy share one BLAS library here: it is pinned")
+    probe = _Probe()
+    X, y = _digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        BPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0
+                     ).set_callbacks(probe).fit(X, y)
+    assert len(probe.seen) == 3
+    for state in probe.seen:
+        assert all(state[k] == 1 for k in kernels)
+        assert all(state[k] == 2 for k in numpys)  # the user's numpy keeps its threads
+    assert set(_threads_by_lib().values()) == {2}  # and all restored
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_lbfgs_pins_every_blas_library_while_it_minimizes():
+    probe = _Probe()
+    X, y = _digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        BPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3, random_state=0
+                     ).set_callbacks(probe).fit(X, y)
+    assert probe.seen and all(set(state.values()) == {1} for state in probe.seen)
+    assert set(_threads_by_lib().values()) == {2}
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_pins_released_in_any_order_restore_only_at_the_last():
+    kernels, numpys = _kernel_and_numpy_libs()
+    a, b = pinned("kernels"), pinned("all")
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)  # the first one in leaves first
+    assert set(_threads_by_lib().values()) == {1}  # "all" still holds every library
+    b.__exit__(None, None, None)
+    assert set(_threads_by_lib().values()) == {2}
+    assert not _blas_pin._PINS.holders and not _blas_pin._PINS.saved
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_pins_from_many_python_threads_restore_at_the_end():
+    barrier = threading.Barrier(6)
+
+    def work(which):
+        for _ in range(50):
+            with pinned(which):
+                barrier.wait(timeout=10) if _ == 0 else None
+    threads = [threading.Thread(target=work, args=("all" if i % 2 else "kernels",))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert set(_threads_by_lib().values()) == {2}
+    assert not _blas_pin._PINS.holders and not _blas_pin._PINS.saved
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_ctrl_c_while_a_pin_is_released_still_restores(monkeypatch):
+    lib = _blas_pin._libraries("all")[0]
+    real = lib.set_num_threads
+    calls = []
+
+    def interrupted_once(n):  # a KeyboardInterrupt lands inside the restore
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(n)
+
+    monkeypatch.setattr(lib, "set_num_threads", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        with pinned("all"):
+            pass
+    assert calls[:3] == [1, 2, 2]  # pinned, interrupted restore, restored on the retry
+    monkeypatch.undo()
+    assert set(_threads_by_lib().values()) == {2}
+    assert not _blas_pin._PINS.holders and not _blas_pin._PINS.saved
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_what_remains_openblas_ignores_other_threads_once_main_has_set():
+    """A tripwire for the limit fastbp._blas_pin documents: if OpenBLAS starts
+    honouring counts set from other threads, this fails and the docs change."""
+    libs = _blas_pin._libraries("kernels")
+    if not libs or any(lib.internal_api != "openblas" for lib in libs):
+        pytest.skip("not OpenBLAS")
+    seen = {}
+
+    def from_a_thread():
+        libs[0].set_num_threads(1)
+        seen["n"] = libs[0].get_num_threads()
+
+    t = threading.Thread(target=from_a_thread)
+    t.start()
+    t.join(timeout=30)
+    assert seen["n"] == 2
+
+
+def _blas_threads_in_forked_child():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        try:
+            os.write(w, repr(sorted(set(_threads_by_lib().values()))).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    reported = os.read(r, 1000).decode()
+    os.waitpid(pid, 0)
+    os.close(r)
+    return reported
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+@pytest.mark.usefixtures("two_blas_threads")
+def test_a_child_forked_while_another_thread_holds_a_pin_is_not_pinned():
+    # (the pin is held by this, the main thread: OpenBLAS ignores a count set
+    # from another thread once the main thread has set one, see _blas_pin)
+    result = {}
+
+    def fork_from_here():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+            result["child"] = _blas_threads_in_forked_child()
+
+    with pinned("all"):
+        assert set(_threads_by_lib().values()) == {1}  # the parent is pinned meanwhile
+        t = threading.Thread(target=fork_from_here)
+        t.start()
+        t.join(timeout=30)
+    assert result["child"] == "[2]"
+    assert set(_threads_by_lib().values()) == {2}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+@pytest.mark.usefixtures("two_blas_threads")
+def test_a_child_forked_by_the_pinning_thread_keeps_its_pin_until_it_leaves():
+    with pinned("all"):
+        # (this thread's fastbp call goes on in the child, and releases there)
+        assert _blas_threads_in_forked_child() == "[1]"
+    assert set(_threads_by_lib().values()) == {2}
+
+
+def test_a_batch_of_zero_total_weight_is_skipped_not_a_divergence():
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    sw = np.ones(40)
+    sw[:10] = 0.0  # the first mini-batch, with shuffle=False
+    kw = dict(hidden_layer_sizes=(4,), batch_size=10, shuffle=False, max_iter=3, tol=0,
+              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for solver in ("sgd", "adam"):
+            est = BPRegressor(solver=solver, **kw).fit(X, y, sample_weight=sw)
+            # no step for that batch: the model of the other three batches alone
+            rest = BPRegressor(solver=solver, **kw).fit(X[10:], y[10:], sample_weight=sw[10:])
+            for a, b in zip(est.coefs_ + est.intercepts_, rest.coefs_ + rest.intercepts_):
+                np.testing.assert_array_equal(a, b)
+            # and it adds 0 to the epoch's loss (divided by all 40 rows)
+            np.testing.assert_allclose(est.loss_curve_, np.array(rest.loss_curve_) * 30 / 40,
+                                       rtol=1e-12)
