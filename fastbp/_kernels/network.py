@@ -443,6 +443,11 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         sw_sum = 0.0
         for r in range(bsz):
             sw_sum += sw[order[start + r]]
+        if sw_sum == 0.0:
+            # all its sample weights are zero: the batch carries nothing to
+            # learn (its loss and gradient would be 0/0), so no step is taken
+            # and it adds 0 to the epoch's loss
+            continue
 
         # Region 1: block j owns rows [j*bsz/J, (j+1)*bsz/J) of the batch.
         for j in prange(n_blocks):
