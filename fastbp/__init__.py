@@ -6,9 +6,9 @@ kernels compile on first use (and are cached on disk), or ahead of time with
 ``fastbp.precompile()``.
 """
 
-from ._compile import precompile
-from .estimators import BPClassifier, BPRegressor
+__version__ = "0.1.0"  # (first: fastbp.persistence records it in every pickle)
 
-__version__ = "0.1.0"
+from ._compile import precompile  # noqa: E402
+from .estimators import BPClassifier, BPRegressor  # noqa: E402
 
 __all__ = ["BPClassifier", "BPRegressor", "precompile", "__version__"]

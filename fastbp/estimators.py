@@ -14,7 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
-from . import _callbacks, _restarts, _threads, _training
+from . import _callbacks, _restarts, _threads, _training, persistence
 from ._docs import CLASSIFIER_DOC, REGRESSOR_DOC
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
@@ -128,7 +128,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         state = dict(super().__getstate__())
         for key in _TRANSIENT:
             state.pop(key, None)
-        return state
+        return persistence.with_version(state)
+
+    def __setstate__(self, state):
+        super().__setstate__(persistence.check_version(dict(state), type(self).__name__))
 
     def _snapshot(self):
         """The fitted state, to put back if a fit fails (``_restore``).
