@@ -103,6 +103,10 @@ class Network:
             dst[...] = src
         return net
 
+    def copy(self):
+        """A network of its own with the same weights."""
+        return Network(self.sizes, self.dtype, self.params.copy())
+
     def backs(self, coefs, intercepts):
         """True if ``coefs``/``intercepts`` are exactly this buffer's views."""
         if len(coefs) != len(self.coefs) or len(intercepts) != len(self.intercepts):

@@ -1,6 +1,8 @@
 """BPClassifier and BPRegressor: scikit-learn's MLP estimators on a compiled engine."""
 
 import copy
+import os
+import threading
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
@@ -39,7 +41,9 @@ __all__ = ["BPClassifier", "BPRegressor"]
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adamw")
 # Fitted state that is rebuilt on demand, never pickled or snapshotted.
-_TRANSIENT = ("_net", "_workspace")
+_TRANSIENT = ("_net", "_workspace", "_fit_in_progress")
+# Guards what a fit and a predict of one estimator read and write at the same time.
+_STATE_LOCK = threading.Lock()
 _PARAM_NAMES = {}  # estimator class -> its sorted constructor parameter names
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -222,16 +226,26 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = hidden_layer_list(self.hidden_layer_sizes)
         check_n_jobs(self.n_jobs)
-        snapshot = self._snapshot()
+        with _STATE_LOCK:  # (a predict reads its model under this lock: see _model)
+            if self.__dict__.get("_fit_in_progress") == os.getpid():
+                raise RuntimeError(
+                    f"This {type(self).__name__} is being fitted in another thread; "
+                    "fitting it again at the same time would mix the two fits. Fit "
+                    "a copy (sklearn.base.clone) in each thread.")
+            self.__dict__["_fit_in_progress"] = os.getpid()
         try:
-            self._fit_impl(X, y, sample_weight, incremental, hidden_layer_sizes)
-        except _training.Diverged as exc:
-            self._restore(snapshot)
-            raise ValueError(
-                f"{exc} The estimator was left as it was before this call.") from None
-        except BaseException:
-            self._restore(snapshot)
-            raise
+            snapshot = self._snapshot()
+            try:
+                self._fit_impl(X, y, sample_weight, incremental, hidden_layer_sizes)
+            except _training.Diverged as exc:
+                self._restore(snapshot)
+                raise ValueError(
+                    f"{exc} The estimator was left as it was before this call.") from None
+            except BaseException:
+                self._restore(snapshot)
+                raise
+        finally:
+            self.__dict__.pop("_fit_in_progress", None)
         return self
 
     def _fit_impl(self, X, y, sample_weight, incremental, hidden_layer_sizes):
@@ -263,7 +277,10 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             self._initialize(y, layer_units, X.dtype)
             net = self._net
         else:
-            net = self._get_net()
+            # a copy, so that a predict that read the model before this fit
+            # began computes with weights no step changes under it
+            net = self._get_net().copy()
+            self._expose(net)
             if list(net.sizes) != layer_units:
                 raise ValueError(
                     "The network shape changed since the previous fit: it has layer "
@@ -342,16 +359,19 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return True
 
     # ---------------------------------------------------------------- predict
-    def _forward_pass_fast(self, X, check_input=True):
-        """Output-layer activations of X, computed by the compiled forward pass."""
+    def _forward_pass_fast(self, X, check_input=True, model=None):
+        """Output-layer activations of X, computed by the compiled forward pass
+        (of ``model``, from ``_model``; default: the estimator's own, in a fit)."""
         n_threads = _threads.resolve_n_threads(self.n_jobs)
+        if model is None:
+            model = (self._get_net(), self._act_code, self._out_code)
+        net, act_code, out_code = model[:3]
         if not check_input:
-            return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
+            return forward_pass(net, X, act_code, out_code, n_threads)
         if not self._is_plain_input(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-            return forward_pass(self._get_net(), X, self._act_code, self._out_code, n_threads)
-        out, finite = forward_pass(self._get_net(), X, self._act_code, self._out_code,
-                                   n_threads, check_finite=True)
+            return forward_pass(net, X, act_code, out_code, n_threads)
+        out, finite = forward_pass(net, X, act_code, out_code, n_threads, check_finite=True)
         if not finite:  # inf/nan in X (scikit-learn's message), or an overflow (fine)
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         return out
@@ -412,9 +432,23 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
         return from_sklearn(cls, model)
 
-    def _check_fitted(self):
-        if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)
-            check_is_fitted(self)
+    def _model(self):
+        """What a predict computes with, read at once: (network, hidden and
+        output codes, label binarizer, n_outputs_).  A fit that begins after
+        this read trains a network of its own (and new attributes), so the
+        predict finishes on the model it read; during a fit there is none to
+        read, and a predict says so."""
+        with _STATE_LOCK:
+            if self.__dict__.get("_fit_in_progress") == os.getpid():
+                raise RuntimeError(
+                    f"This {type(self).__name__} is being fitted in another thread: "
+                    "its weights change at every step, so there is no model to "
+                    "predict with until the fit returns. Predict with a copy "
+                    "(copy.deepcopy) made before the fit, or after it.")
+            if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)
+                check_is_fitted(self)
+            return (self._get_net(), self._act_code, self._out_code,
+                    self.__dict__.get("_label_binarizer"), self.n_outputs_)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_output(self._forward_pass_fast(X, check_input=False), y,
@@ -528,16 +562,18 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        self._check_fitted()
-        return self._predict(X)
+        model = self._model()
+        return self._predict_from_output(self._forward_pass_fast(X, model=model), model)
 
     def _predict(self, X, check_input=True):
         return self._predict_from_output(self._forward_pass_fast(X, check_input=check_input))
 
-    def _predict_from_output(self, y_pred):
-        if self.n_outputs_ == 1:
+    def _predict_from_output(self, y_pred, model=None):
+        label_binarizer, n_outputs = (self._label_binarizer, self.n_outputs_) if (
+            model is None) else model[3:]
+        if n_outputs == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return label_binarizer.inverse_transform(y_pred)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -602,9 +638,9 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             The predicted probability of the sample for each class in the
             model, where classes are ordered as they are in `self.classes_`.
         """
-        self._check_fitted()
-        y_pred = self._forward_pass_fast(X)
-        if self.n_outputs_ == 1:
+        model = self._model()
+        y_pred = self._forward_pass_fast(X, model=model)
+        if model[4] == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
@@ -657,13 +693,12 @@ class BPRegressor(RegressorMixin, _BaseBP):
         y : ndarray of shape (n_samples, n_outputs)
             The predicted values.
         """
-        self._check_fitted()
-        return self._predict(X)
+        return self._predict_from_output(self._forward_pass_fast(X, model=self._model()))
 
     def _predict(self, X, check_input=True):
         return self._predict_from_output(self._forward_pass_fast(X, check_input=check_input))
 
-    def _predict_from_output(self, y_pred):
+    def _predict_from_output(self, y_pred, model=None):
         if y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred

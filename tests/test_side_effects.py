@@ -228,3 +228,72 @@ def test_a_batch_of_zero_total_weight_is_skipped_not_a_divergence():
             # and it adds 0 to the epoch's loss (divided by all 40 rows)
             np.testing.assert_allclose(est.loss_curve_, np.array(rest.loss_curve_) * 30 / 40,
                                        rtol=1e-12)
+
+
+class _During:
+    """A callback that runs ``action`` at the end of the fit's first epoch."""
+
+    def __init__(self, action):
+        self.action, self.result = action, None
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context):
+        if context.task_name == "epoch" and context.task_id == 0:
+            self.result = self.action()
+
+
+def _in_another_thread(fn):
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except Exception as exc:  # noqa: BLE001  (handed to the test)
+            box["error"] = exc
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout=60)
+    return box
+
+
+def test_predict_during_a_fit_in_another_thread_raises_a_clear_error():
+    X, y = _digits()
+    est = BPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        before = est.predict_proba(X)
+        probe = _During(lambda: _in_another_thread(lambda: est.predict(X)))
+        est.set_params(warm_start=True).set_callbacks(probe).fit(X, y)
+    assert isinstance(probe.result["error"], RuntimeError)
+    assert "is being fitted in another thread" in str(probe.result["error"])
+    assert not np.array_equal(est.predict_proba(X), before)  # after the fit: the new model
+    # a second fit of the same estimator at once is refused the same way
+    probe = _During(lambda: _in_another_thread(lambda: est.fit(X, y)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.set_callbacks(probe).fit(X, y)
+    assert "is being fitted in another thread" in str(probe.result["error"])
+    assert "_fit_in_progress" not in est.__dict__
+
+
+def test_a_predict_that_read_the_model_before_a_fit_finishes_on_that_model():
+    """The race a lock cannot close (the predict read its model, then a warm
+    start or partial_fit began): the fit trains a network of its own, so the
+    predict computes with the weights it read, none torn by a step."""
+    X, y = _digits()
+    est = BPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    est.partial_fit(X, y, classes=np.unique(y))
+    model = est._model()  # what predict_proba reads first
+    expected = est.predict_proba(X)
+    est.partial_fit(X, y)  # begins before that predict computes
+    np.testing.assert_array_equal(est._forward_pass_fast(X, model=model), expected)
+    assert not np.array_equal(est.predict_proba(X), expected)
