@@ -111,9 +111,14 @@ def n_blocks(batch_size):
 def _parallel_is_safe():
     if _state["forked_child"]:
         return False
+    # numba names its layer only once its threads are launched, which
+    # get_num_threads does: without it, Python threads making a process's first
+    # calls would all see no layer yet and all run workqueue's parallel kernel
+    # at once (it aborts the process: "Concurrent access has been detected")
+    numba.get_num_threads()
     try:
         layer = numba.threading_layer()
-    except ValueError:  # no parallel region has run yet in this process
+    except ValueError:  # (no layer could be launched)
         layer = None
     if layer == "workqueue" and threading.current_thread() is not threading.main_thread():
         return False
