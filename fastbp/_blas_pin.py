@@ -26,8 +26,7 @@ thread count and pins it, the last one restores it, so Python threads entering
 and leaving in any order never un-pin one another.  A ``KeyboardInterrupt``
 arriving while a pin is released does not leave the library pinned (the
 release is retried to its end, then the interrupt is raised), and a child
-forked while some thread held a pin restores the libraries unless the forking
-thread itself holds them (it is inside a fastbp call that will release them).
+forked while any thread held a pin restores the libraries.
 
 What remains: OpenBLAS (0.3.30, 0.3.31: scipy's and numpy's wheels) ignores a
 thread count set from a thread other than the main one once the main thread
@@ -121,13 +120,15 @@ def pinned(which="kernels"):
 
 
 def _after_fork_in_child():
-    # Only the forking thread lives on in the child: the pins of the others
-    # will never be released there, and one of them may have held the lock.
+    # Only the forking thread lives on in the child, and one of the others may
+    # have held the lock.  Every pin is released, the forking thread's too: a
+    # child forked from inside a fastbp call (a multiprocessing pool started
+    # from a callback) seldom returns through it, and its kernels run serially
+    # (fastbp._threads: no parallel region in a forked child), so nothing there
+    # needs BLAS pinned but L-BFGS's rounding, which is the parent's to keep.
     _PINS.lock = threading.Lock()
-    me = threading.get_ident()
-    for token, (ident, _) in list(_PINS.holders.items()):
-        if ident != me:
-            _release(token)
+    for token in list(_PINS.holders):
+        _release(token)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
