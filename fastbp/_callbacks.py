@@ -44,14 +44,15 @@ CALLBACK_STATE = ("_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_tear
 BLOCK_FLOPS = 2e11
 
 
-def fitted_attributes(model, params=None):
+def fitted_attributes(model, params=None, attrs=None):
     """The fitted attributes of ``model`` now, copied, with ``params`` (the
-    flat buffer's contents; default: the current weights) as its weights:
-    what ``fitted_estimator`` needs to predict as if fit had stopped here."""
+    flat buffer's contents; default: the current weights) as its weights and
+    ``attrs`` over the rest: what ``fitted_estimator`` needs to predict (and
+    report ``n_iter_``, ``loss_``) as if fit had stopped here."""
     net = model._net
     weights = Network(net.sizes, net.dtype,
                       np.array(net.params if params is None else params, dtype=net.dtype))
-    attrs = {}
+    out = {}
     for key, value in model.__dict__.items():
         if not key.endswith("_") or key.startswith("_"):
             continue
@@ -59,10 +60,11 @@ def fitted_attributes(model, params=None):
             value = value.copy()
         elif isinstance(value, list):
             value = list(value)
-        attrs[key] = value
-    attrs.update(_net=weights, coefs_=list(weights.coefs),
-                 intercepts_=list(weights.intercepts))
-    return attrs
+        out[key] = value
+    out.update(attrs or {})
+    out.update(_net=weights, coefs_=list(weights.coefs),
+               intercepts_=list(weights.intercepts))
+    return out
 
 
 class FitTasks:
@@ -109,18 +111,20 @@ class Task:
                                   sequential_subtasks=sequential_subtasks)
         return Task(self.fit, ctx, self.model if model is None else model)
 
-    def end(self, params=None, empty=False):
+    def end(self, params=None, attrs=None, empty=False):
         """End the task; True if a callback asks to stop.  ``params``: the
         weights it ended with, when they are not the buffer's (L-BFGS: the
-        iterate, not the last point its line search tried); ``empty``: a task
-        cut short (an interrupt, a divergence), ended with no model."""
+        iterate, not the last point its line search tried), and ``attrs``
+        fitted attributes the estimator sets only later (L-BFGS's ``n_iter_``
+        and ``loss_``); ``empty``: a task cut short (an interrupt, a
+        divergence), ended with no model."""
         fit = self.fit
         if empty:
             return bool(self.ctx.call_on_fit_task_end(estimator=fit.estimator))
         model = self.model
         return bool(self.ctx.call_on_fit_task_end(
             estimator=fit.estimator, X=fit.X, y=fit.y, metadata=fit.metadata,
-            reconstruction_attributes=lambda: fitted_attributes(model, params)))
+            reconstruction_attributes=lambda: fitted_attributes(model, params, attrs)))
 
 
 def epoch_blocks(n_batches, flops_per_batch):

@@ -596,7 +596,8 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
         last["n_iter"] += 1
         if tasks is not None:
             task, iteration["task"] = iteration["task"], None
-            if task.end(params=last["x"]):
+            if task.end(params=last["x"],
+                        attrs={"n_iter_": last["n_iter"], "loss_": last["fun"]}):
                 iteration["stopped"] = True
                 raise StopIteration  # (scipy >= 1.11 ends the minimization)
 

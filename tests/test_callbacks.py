@@ -158,6 +158,8 @@ def test_lbfgs_iterations_are_subtasks_and_can_be_stopped(digits):
     clf = BPClassifier(max_iter=8, **kw).set_callbacks(rec).fit(X, y)
     iters = rec.ends("lbfgs-iter")
     assert len(iters) == clf.n_iter_ == 8 and _balanced(rec.events)
+    assert [e[4]["n_iter"] for e in iters] == list(range(1, 9))
+    assert iters[-1][4]["estimator"].loss_ == clf.loss_
     _same_weights(iters[2][4]["estimator"], BPClassifier(max_iter=3, **kw).fit(X, y))
 
     stop = Recorder(stop_at=("lbfgs-iter", 3))
