@@ -221,8 +221,9 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
     compiled predict kernel, in ``promote_types(X.dtype, net.dtype)`` (as
     scikit-learn's numpy forward pass computes).  Returns a new (n, n_out) array;
     with ``check_finite``, ``(out, finite)`` where ``finite`` True proves X
-    finite (False: X may hold inf or nan, or a product overflowed), found
-    without a pass of its own over X (see ``_kernels.network._predict``).
+    finite and the output free of NaN (False: X may hold inf or nan, or a
+    product overflowed), found without a pass of its own over X (see
+    ``_kernels.network._predict``).
 
     Rows go in blocks whose size depends on the number of rows and the machine
     (``_threads.n_blocks``), never on the thread count; each thread has its own
@@ -242,9 +243,11 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
         # a few rows: loops, no BLAS and no threads, so nothing to pin either
         ws = np.empty((2, n * int(sizes[1:].max())), dtype=dtype)
         _threads.prepare(1)  # (the stale-cache check, once per process)
-        kernels_for("predict_rows", act_code, out_code)(
+        nan_out = kernels_for("predict_rows", act_code, out_code)(
             as_kernel_array(X, dtype), sizes, params, out, ws, act_code, out_code)
-        return (out, bool(np.isfinite(X).all())) if check_finite else out
+        if not check_finite:
+            return out
+        return out, bool(nan_out == 0 and np.isfinite(X).all())
     inputs = as_kernel_input(X, dtype)
     pair = kernels_for("predict", act_code, out_code)
     kernel, n_threads = _threads.choose(pair, min(n_threads, max(1, n // 64)))

@@ -93,14 +93,18 @@ def test_non_finite_X_at_predict(digits, bad, dtype, n_rows):
         clf.score(Xt, np.resize(y, n_rows))
 
 
-def test_finite_X_whose_products_overflow_predicts(digits):
+def test_finite_X_whose_products_overflow_predicts_or_says_why(digits):
     """A finite X can make the first layer's products overflow: that is no
-    input error (scikit-learn predicts too), the output says what it says."""
+    input error (scikit-learn predicts too), but a NaN output is never
+    returned silently (scikit-learn returns it)."""
     X, y = digits
     clf = BPClassifier(max_iter=2, random_state=0).fit(X.astype(np.float32), y)
     Xt = np.full((200, X.shape[1]), 3e38, dtype=np.float32)
-    proba = clf.predict_proba(Xt)
-    assert proba.shape == (200, 10)
+    with pytest.raises(ValueError, match=r"output is NaN for 200 of the 200 rows of X: X "
+                                         r"is finite, but .* overflow float32"):
+        clf.predict_proba(Xt)
+    Xt[:, :] = 1e3  # large but not overflowing: finite probabilities
+    assert np.isfinite(clf.predict_proba(Xt)).all()
 
 
 def test_wrong_number_of_features_at_predict(digits):

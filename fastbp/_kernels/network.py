@@ -508,6 +508,18 @@ def count_nonfinite(A):
     return count
 
 
+@jit
+def count_nan(A):
+    """Number of nan entries of the 2-D array A (an output that overflowed)."""
+    count = 0
+    for r in range(A.shape[0]):
+        row = A[r]
+        for j in range(row.shape[0]):
+            if np.isnan(row[j]):
+                count += 1
+    return count
+
+
 def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
              act_code, out_code, block_rows, n_threads):
     """Forward pass of every row into ``out`` (n_samples, n_out), in row blocks.
@@ -555,6 +567,8 @@ def _predict(X, Xdata, Xindices, Xindptr, sizes, params, out, ws,
                     activate(Aout, bias, act_code)
                 else:
                     output_activate(Aout, bias, out_code)
+                    # (a finite X can still overflow into NaN: inf - inf deeper in)
+                    nonfinite += count_nan(Aout)
     return nonfinite
 
 
@@ -566,7 +580,7 @@ def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
     nothing but its row.
 
     ws (2, rows * max_hidden_width) ping-pong blocks.  Mutates out and ws.
-    Returns None.
+    Returns the number of NaN outputs (a finite X whose products overflowed).
     """
     n_layers = sizes.shape[0] - 1
     rows = out.shape[0]
@@ -583,6 +597,7 @@ def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
             activate(dst, params[b_off[l]:b_off[l] + fo], act_code)
         else:
             output_activate(dst, params[b_off[l]:b_off[l] + fo], out_code)
+    return count_nan(out)
 
 
 @jit
