@@ -118,8 +118,50 @@ def check_regression_targets(y, out_activation):
 
 
 def check_sample_weight(sample_weight, X):
-    """sklearn's checks (shape, finiteness, not all zero), as X's dtype."""
-    return _check_sample_weight(sample_weight, X, dtype=X.dtype)
+    """sklearn's checks (shape, finiteness, not all zero), as X's dtype.
+
+    Three more, so that the message names the problem:
+
+    - a scalar weight must be finite in X's dtype (sklearn checks arrays only:
+      ``sample_weight=np.nan`` went on to a "non-finite parameter weights"
+      error that blamed the learning rate);
+    - non-zero weights that all underflow to 0 in float32 say so (sklearn's
+      message said they were all zero);
+    - the weights must not sum to zero, up to rounding (negative ones
+      cancelling the positive ones): the loss is their weighted mean, and the
+      kernels skip a batch of zero weight, so such a fit trained nothing and
+      reported a loss of 0 (sklearn's MLP raises ZeroDivisionError when its
+      sum is exactly 0).
+    """
+    if isinstance(sample_weight, Real):
+        with np.errstate(over="ignore"):
+            as_dtype = np.asarray(sample_weight, dtype=X.dtype)
+        if not np.isfinite(as_dtype):
+            raise ValueError(
+                "Input sample_weight contains NaN." if np.isnan(as_dtype) else
+                "Input sample_weight contains infinity or a value too large for "
+                f"dtype({X.dtype.name!r}).")
+    try:
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+    except ValueError as exc:
+        if X.dtype == np.float32 and "at least one non-zero" in str(exc):
+            largest = float(np.max(np.abs(np.asarray(sample_weight, dtype=np.float64))))
+            if largest > 0:
+                raise ValueError(
+                    "Sample weights must contain at least one non-zero number in "
+                    "float32, the dtype this fit computes in (X is float32): every "
+                    f"weight underflows to 0 there (the largest is {largest:g}). Scale "
+                    "sample_weight up or pass X as float64.") from None
+        raise
+    # (zero up to the rounding of a sum: its order decides whether it is exactly 0)
+    total = abs(float(np.sum(sample_weight, dtype=np.float64)))
+    rounding = sample_weight.shape[0] * float(np.finfo(sample_weight.dtype).eps) * float(
+        np.sum(np.abs(sample_weight), dtype=np.float64))
+    if np.isfinite(total) and total <= rounding:
+        raise ValueError(
+            "Sample weights must not sum to zero: the loss is their weighted mean. "
+            "sample_weight's negative weights cancel its positive ones.")
+    return sample_weight
 
 
 def lbfgs_iprint_options(verbose):
@@ -128,12 +170,25 @@ def lbfgs_iprint_options(verbose):
 
 
 def hidden_layer_list(hidden_layer_sizes):
-    """``hidden_layer_sizes`` as a list of ints, with sklearn's message when a size is < 1."""
+    """``hidden_layer_sizes`` as a list of ints, with sklearn's message when a size is < 1.
+
+    A size that is no integer (3.5, 3.0, True, nan, "3", [3], a 0-d array)
+    raises a TypeError naming ``hidden_layer_sizes``, where scikit-learn fails
+    later with numpy's message (or fastbp truncated 3.5 to 3, silently).
+    """
     sizes = hidden_layer_sizes
     if not hasattr(sizes, "__iter__"):
         sizes = [sizes]
-    sizes = list(sizes)
-    if np.any(np.array(sizes) <= 0):
+    try:
+        sizes = list(sizes)
+    except TypeError:  # a 0-d array
+        sizes = None
+    if sizes is None or not all(isinstance(s, Integral) and not isinstance(s, bool)
+                                for s in sizes):
+        raise TypeError(
+            "hidden_layer_sizes must be an int or a sequence of ints (the width of "
+            f"each hidden layer), got {hidden_layer_sizes!r}.")
+    if any(s <= 0 for s in sizes):
         raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
     return [int(s) for s in sizes]
 
@@ -145,6 +200,17 @@ def dropout_rates(dropout, n_hidden):
     hidden layer.
     """
     if np.ndim(dropout) == 0:
+        # (a 0-d array or a set passes the 'array-like' constraint unchecked)
+        try:
+            rate = float(dropout)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "The 'dropout' parameter must be a float in [0, 1) or a flat sequence "
+                f"of such floats, one per hidden layer. Got {dropout!r} instead.") from None
+        if not 0 <= rate < 1:
+            raise ValueError(
+                "Each rate in dropout must be in [0, 1) (the probability of dropping a "
+                f"unit). Got dropout={dropout!r}.")
         if n_hidden == 0 and float(dropout) > 0:
             raise ValueError(
                 f"dropout={dropout!r} needs hidden layers to drop units from, but "
