@@ -231,7 +231,14 @@ def validation_split(est, Y):
             np.arange(n_samples), random_state=est._random_state,
             test_size=est.validation_fraction, stratify=stratify)
     except ValueError as exc:
-        raise _name_user_labels(exc, est.classes_, stratify) from None
+        if "test_size" in str(exc):  # train_test_split's name for it
+            raise ValueError(
+                f"validation_fraction={est.validation_fraction!r} leaves the "
+                f"early-stopping split of {n_samples} samples without "
+                + ("validation" if "'test_size' parameter" in str(exc) else "training")
+                + " samples; use a fraction in (0, 1) that leaves both, or "
+                "early_stopping=False.") from None
+        raise _name_user_labels(exc, est.__dict__.get("classes_"), stratify) from None
     if idx_val.shape[0] < 2:
         raise ValueError(
             "The validation set is too small. Increase 'validation_fraction' "

@@ -262,6 +262,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         y_orig = self.__dict__.get("_y_labels", y)
         n_samples, n_features = X.shape
         user_data = (X, y_orig, sample_weight)  # what callbacks score the model on
+        if sample_weight is not None and self.__dict__.get("class_weight") is not None:
+            check_sample_weight(sample_weight, X)  # its messages, before the product
         sample_weight = self._with_class_weight(sample_weight, y_orig, incremental)
         self._sample_weight_given = sample_weight is not None
         if sample_weight is not None:
