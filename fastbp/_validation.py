@@ -263,3 +263,40 @@ def binarize_labels(label_binarizer, y):
             Y[np.arange(y.shape[0]), idx] = True
             return Y
     return label_binarizer.transform(y).astype(bool)
+
+
+def check_class_weight(class_weight, n_outputs):
+    """class_weight's values before scikit-learn's compute_sample_weight sees
+    them (it says "float()" or "sample_weight", or raises IndexError): a dict
+    (one output) or a list of dicts (one per output) of finite weights >= 0,
+    not all zero."""
+    if isinstance(class_weight, str) or class_weight is None:
+        return
+    if isinstance(class_weight, dict):
+        dicts = [class_weight]
+        if n_outputs != 1:
+            raise ValueError(
+                f"class_weight is one dict, but y has {n_outputs} outputs: pass a list "
+                "of dicts, one per output (or 'balanced').")
+    else:
+        dicts = list(class_weight)
+        if n_outputs == 1 or not all(isinstance(d, dict) for d in dicts):
+            raise ValueError(
+                "class_weight is a list, which means one dict per output, but y has "
+                f"{'a single output' if n_outputs == 1 else f'{n_outputs} outputs'} and "
+                f"the list is {class_weight!r}: pass a dict {{label: weight}}"
+                + (" (or 'balanced')." if n_outputs == 1 else " for each output."))
+    for weights in dicts:
+        values = list(weights.values())
+        try:
+            as_float = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"class_weight's weights must be numbers, got {weights!r}.") from None
+        if not np.isfinite(as_float).all() or (as_float < 0).any():
+            raise ValueError(
+                f"class_weight's weights must be finite and >= 0, got {weights!r}.")
+        if as_float.size and not as_float.any():
+            raise ValueError(
+                f"class_weight's weights are all zero ({weights!r}): nothing would "
+                "be learned. Give at least one class a positive weight.")

@@ -31,6 +31,7 @@ from ._validation import (
     check_n_jobs,
     check_sample_weight,
     dropout_rates,
+    check_class_weight,
     check_regression_targets,
     hidden_layer_list,
     regression_output,
@@ -522,6 +523,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         """
         if self.class_weight is None:
             return sample_weight
+        check_class_weight(self.class_weight, 1 if y.ndim == 1 else y.shape[1])
         if incremental and isinstance(self.class_weight, str):
             raise ValueError(
                 "class_weight 'balanced' is not supported for partial_fit. In order "
@@ -542,7 +544,12 @@ class BPClassifier(ClassifierMixin, _BaseBP):
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            try:
+                self._label_binarizer.fit(y)
+            except TypeError as exc:  # numpy cannot sort labels of mixed types
+                raise TypeError(
+                    f"{exc}: the class labels in y mix types that cannot be ordered "
+                    "(e.g. strings and numbers); give every label one type.") from None
             self.classes_ = self._label_binarizer.classes_
         else:
             if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":

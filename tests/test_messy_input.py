@@ -1043,9 +1043,6 @@ def test_scalar_like_dropout_is_checked(value, hidden):
     BPClassifier(hidden_layer_sizes=(3,), dropout=np.array(0.25), max_iter=2).fit(X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a class_weight value that is a string, nan, "
-                   "inf or all zero gets float()'s or sample_weight's message, not naming "
-                   "class_weight")
 @pytest.mark.parametrize("class_weight", [{0: "a", 1: 1.0}, {0: np.nan}, {1: np.inf},
                                           {0: 0, 1: 0}], ids=repr)
 def test_bad_class_weight_values_are_named(class_weight):
@@ -1055,8 +1052,6 @@ def test_bad_class_weight_values_are_named(class_weight):
         BPClassifier(class_weight=class_weight, **BP_TINY).fit(X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a class_weight list for a single-output y "
-                   "raises IndexError or messages not naming class_weight")
 @pytest.mark.parametrize("class_weight", [[True], ["", 0], [{0: 1.0, 1: 2.0}]], ids=repr)
 def test_class_weight_list_for_a_single_output_is_named(class_weight):
     """(scikit-learn's compute_sample_weight: IndexError for [True], "The
@@ -1555,8 +1550,6 @@ def test_no_nan_prediction_without_an_error(kind, n_rows, dtype):
     assert _digest(est, X) == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: mixed str/int labels raise numpy's sort "
-                   "TypeError, not a message about mixed label types")
 def test_mixed_string_and_number_labels_are_named():
     X = np.random.RandomState(0).normal(size=(10, 3))
     y = np.array([0, "a"] * 5, dtype=object)
