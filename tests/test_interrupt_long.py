@@ -93,7 +93,7 @@ CASES = {
 }
 
 CHILD = r'''
-import json, signal, sys, threading, time, warnings
+import json, sys, threading, time, warnings
 
 cfg = json.loads(sys.argv[1])
 
@@ -159,25 +159,17 @@ def spy(*args):
         call["returned"] = True
         return out
     finally:
-        # the record is taken with SIGINT held back: a signal landing between
-        # two of these lines left last_params and last_moments from different
-        # calls (seen once in CI), a race of this spy, not of fastbp
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            call["t1"] = time.monotonic()
-            rec["calls"] += 1
-            rec["recent"] = (rec["recent"] + [call])[-4:]
-            rec["last_params"] = ([c.copy() for c in net.coefs],
-                                  [b.copy() for b in net.intercepts])
-            rec["last_moments"] = np.array(moments, copy=True)
-            rec["last_adam_t"] = int(adam_t[0])
-            rec["batches_done"] += hi - lo
-            # an epoch's last call returns the epoch's loss sum (lbfgs: every
-            # call is one full-batch evaluation, hi == 1 == ceil(n / n))
-            if out is not None and hi == -(-Y.shape[0] // int(args[14])):
-                rec["epoch_losses"].append(float(out) / Y.shape[0])
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        call["t1"] = time.monotonic()
+        rec["calls"] += 1
+        rec["recent"] = (rec["recent"] + [call])[-4:]
+        rec["last_params"] = ([c.copy() for c in net.coefs], [b.copy() for b in net.intercepts])
+        rec["last_moments"] = np.array(moments, copy=True)
+        rec["last_adam_t"] = int(adam_t[0])
+        rec["batches_done"] += hi - lo
+        # an epoch's last call returns the epoch's loss sum (lbfgs: every
+        # call is one full-batch evaluation, hi == 1 == ceil(n / n))
+        if out is not None and hi == -(-Y.shape[0] // int(args[14])):
+            rec["epoch_losses"].append(float(out) / Y.shape[0])
 
 
 _training._run_batches = spy
