@@ -145,6 +145,7 @@ class Workspace:
         sizes = np.asarray(sizes, dtype=np.int64)
         check_blas_size("The number of rows per compiled product (the batch size)", cap)
         self.n_blocks = n_blocks
+        self.cap = cap
         self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks, bool(keep_pre),
                     bool(sparse))
         # CSR input has no dense input block (the kernels read it in place)

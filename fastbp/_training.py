@@ -21,9 +21,10 @@ from . import _threads
 from ._blas_pin import pinned
 from ._callbacks import end_cut_short, epoch_blocks
 from ._kernels import kernels_for
-from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER, NONE
+from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER
+from ._kernels.optimizers import NONE, SUMS
 from ._kernels.activations import GELU
-from ._kernels.network import dataset_loss
+from ._kernels.network import dataset_loss, sum_rowsq
 from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_options
@@ -33,6 +34,14 @@ from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_opt
 # calls) is honoured at once, the Pacer can react to a busy machine, and
 # per-call hooks have a place.
 CALL_FLOPS = 1e9
+# Work per compiled call of an L-BFGS evaluation (see ``lbfgs_workspace``):
+# larger than an epoch's calls, since each chunk's sums cross into Python
+# (measured on 10^4 x 784 -> 128: 1e9-flop chunks made an evaluation 5-10%
+# slower than one call, 1e10 changed nothing; on 10^5 x 200 -> 512 they were
+# 18% faster than one call, the activations staying in cache).  A chunk of
+# 1e10 takes 0.03 s here (float32, AVX-512), a few tenths of a second on one
+# older core in float64: well within the second Ctrl-C may wait.
+LBFGS_CALL_FLOPS = 1e10
 
 
 class Pacer:
@@ -521,9 +530,28 @@ def _update_no_improvement_count(est, net, val, n_threads):
             est.best_loss_ = est.loss_curve_[-1]
 
 
+def lbfgs_workspace(est, net, n, sparse):
+    """L-BFGS's workspace: for all ``n`` rows when a full-batch evaluation is
+    at most ``LBFGS_CALL_FLOPS`` of work (one compiled call, as scikit-learn's
+    one product per layer), else for row chunks of that much work.  Ctrl-C waits
+    for the compiled call it lands in: a 10^6-row evaluation in one call took
+    5-10 s here, and its workspace held every row's activations (5 GB).  The
+    chunk is a function of the shapes only, so the sums' order, and the fit,
+    stay independent of the thread count.
+    """
+    flops_per_row = 6.0 * max(net.n_coef, 1)
+    rows = n
+    if n * flops_per_row > LBFGS_CALL_FLOPS:
+        rows = max(1, int(LBFGS_CALL_FLOPS // flops_per_row))
+    return Workspace(net.sizes, net.dtype, rows, _threads.n_blocks(rows),
+                     keep_pre=est.activation == "gelu", sparse=sparse)
+
+
 def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threads,
                       huber_delta=1.0, evaluations=None):
-    """Full-batch loss and gradient (float64) at ``net.params``, as one compiled call.
+    """Full-batch loss and gradient (float64) at ``net.params``: one compiled
+    call when ``ws`` holds every row, else one per chunk of ``ws.cap`` rows
+    (see ``lbfgs_workspace``).
 
     ``evaluations``: for L-BFGS, a dict ``{"done": int, "to_come": int}`` of
     this minimization's calls, which lets the parallel kernel be compiled only
@@ -532,6 +560,8 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
     pair = kernels_for("train", act_code, out_code)
     kernel, n_threads = _threads.choose(pair, n_threads)
     n = Y.shape[0]
+    rows = min(n, ws.cap)
+    code = NONE if rows == n else SUMS
     hyper = np.zeros(N_HYPER)
     hyper[HYPER_ALPHA] = alpha
     hyper[HYPER_HUBER_DELTA] = huber_delta
@@ -541,26 +571,64 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
     gate = None
     if kernel is pair.parallel:
         gate = _threads.gate(pair.parallel, "train", _batch_args(
-            inputs, Y, sw, order, net, moments, ws, act_code, out_code, NONE, hyper,
-            np.zeros(1, np.int64), 0.0, n, 0, 1))
+            inputs, Y, sw, order[:rows], net, moments, ws, act_code, out_code, code, hyper,
+            np.zeros(1, np.int64), 0.0, rows, 0, 1))
         if not gate.open:
             kernel = pair.serial
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
-        loss_sum = _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code,
-                                out_code, NONE, hyper, np.zeros(1, np.int64), 0.0, n, 0, 1)
+        if code == NONE:
+            loss_sum = _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code,
+                                    out_code, NONE, hyper, np.zeros(1, np.int64), 0.0, n, 0, 1)
+            loss = loss_sum / n
+            grad = ws.grad_sums.astype(np.float64) if np.isfinite(loss_sum) else None
+        else:
+            loss, grad = _summed_over_chunks(kernel, inputs, Y, sw, order, net, moments, ws,
+                                             act_code, out_code, hyper, alpha)
     if gate is not None and not gate.open and evaluations is not None:
         seconds = time.perf_counter() - start
         evaluations["done"] += 1
         if evaluations["done"] > 1:  # the first call compiled (or loaded) the kernel
             gate.serial_ran(seconds, seconds * max(0, evaluations["to_come"]
                                                   - evaluations["done"]))
-    if not np.isfinite(loss_sum):
+    if grad is None:
         # The kernel stops before the gradient when the loss is not finite, so
         # ws.grad_sums holds whatever the workspace held: L-BFGS then wandered on
         # garbage (a different fit each time).  The gradient is undefined: nan.
-        return loss_sum / n, np.full(net.n_params, np.nan)
-    return loss_sum / n, ws.grad_sums.astype(np.float64)
+        return loss, np.full(net.n_params, np.nan)
+    return loss, grad
+
+
+def _summed_over_chunks(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code,
+                        hyper, alpha):
+    """``loss_and_gradient`` over row chunks of ``ws.cap`` rows: each call
+    leaves its chunk's raw sums (``SUMS``); they are added in chunk order in
+    float64, then the L2 term, then divided by the total weight, as the
+    one-call kernel does per batch: (sum a^T delta + alpha W) / sum(sw), and
+    (sum losses + alpha / 2 ||W||^2) / sum(sw).  Returns ``(loss, grad)``, grad
+    None when the loss is not finite.
+    """
+    n, rows = Y.shape[0], ws.cap
+    grad = np.zeros(net.n_params)
+    data_loss = 0.0
+    adam_t = np.zeros(1, np.int64)
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        if not sw[lo:hi].any():
+            continue  # (the kernel skips a batch of zero weight, writing no sums)
+        data_loss = _run_batches(kernel, inputs, Y, sw, order[lo:hi], net, moments, ws,
+                                 act_code, out_code, SUMS, hyper, adam_t, data_loss, rows,
+                                 0, 1)
+        if not np.isfinite(data_loss):
+            return data_loss, None
+        grad += ws.grad_sums
+    # ||W||^2 as the kernel summed it for its L2 term (each call refreshes the
+    # rows' squared norms from net.params, which it leaves unchanged)
+    sumsq = sum_rowsq(ws.rowsq, ws.rowsq.shape[0])
+    sw_sum = float(np.sum(sw, dtype=np.float64))
+    grad[:net.n_coef] += alpha * net.params[:net.n_coef].astype(np.float64)
+    grad /= sw_sum
+    return (data_loss + 0.5 * alpha * sumsq) / sw_sum, grad
 
 
 def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
@@ -578,8 +646,7 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
     """
     n = Y.shape[0]
     eff = _threads.effective_threads(n_threads)
-    ws = Workspace(net.sizes, net.dtype, n, _threads.n_blocks(n),
-                   keep_pre=est.activation == "gelu", sparse=is_sparse(inputs))
+    ws = lbfgs_workspace(est, net, n, is_sparse(inputs))
     x0 = net.params.astype(np.float64)
     last = {"x": x0, "fun": None, "n_iter": 0}
     # about one evaluation per iteration (the line search seldom needs more)

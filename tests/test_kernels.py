@@ -142,9 +142,11 @@ def threads_for(n_threads):
 # 1. full-batch loss and gradient
 # --------------------------------------------------------------------------
 def full_batch(net, X, Y, sw, activation, out_act, alpha, dtype, csr, n_threads,
-               n_blocks):
+               n_blocks, rows=None):
+    """``rows``: a workspace of that many rows (fewer than n: the evaluation
+    runs in row chunks, as L-BFGS's does on large data)."""
     n = Y.shape[0]
-    ws = Workspace(net.sizes, dtype, n, n_blocks)
+    ws = Workspace(net.sizes, dtype, n if rows is None else rows, n_blocks)
     sw_k = np.ones(n, dtype=dtype) if sw is None else sw.astype(dtype)
     return loss_and_gradient(net, kernel_input(X, dtype, csr), Y.astype(dtype), sw_k,
                              act_code(activation), out_code(out_act), alpha, ws,
@@ -164,14 +166,15 @@ def test_loss_and_gradient_match_reference(rng, activation, case, dtype, n_threa
     sw_values = rng.uniform(0.2, 3.0, size=n).astype(dtype).astype(np.float64)
     coefs, intercepts, net = init_params(sizes, activation, 7, dtype)
     params_before = net.params.copy()
-    combos = [(csr, sw, alpha) for csr in (False, True) for sw in (None, sw_values)
-              for alpha in (0.0, 1e-3)]
-    for i, (csr, sw, alpha) in enumerate(combos):
-        n_blocks = BLOCKS[(i + n_threads) % len(BLOCKS)]
+    # rows 4: chunks of 4, 4, 4 and 1 rows
+    combos = [(csr, sw, alpha, rows) for csr in (False, True) for sw in (None, sw_values)
+              for alpha in (0.0, 1e-3) for rows in (None, 4)]
+    for i, (csr, sw, alpha, rows) in enumerate(combos):
+        n_blocks = BLOCKS[(i // 2 + n_threads) % len(BLOCKS)]
         msg = (f"csr={csr} weighted={sw is not None} alpha={alpha} "
-               f"n_blocks={n_blocks}")
+               f"n_blocks={n_blocks} rows={rows}")
         got_loss, got_grad = full_batch(net, X, Y, sw, activation, out_act,
-                                        alpha, dtype, csr, n_threads, n_blocks)
+                                        alpha, dtype, csr, n_threads, n_blocks, rows)
         want_loss, cg, ig = ref.backprop(coefs, intercepts, X, Y, sw,
                                          activation, out_act, loss, alpha)
         want_grad = flat(cg, ig)
@@ -187,6 +190,36 @@ def test_loss_and_gradient_match_reference(rng, activation, case, dtype, n_threa
                      scale=np.abs(want_grad).max(), err_msg=msg)
         # optimizer code NONE leaves the parameters alone
         np.testing.assert_array_equal(net.params, params_before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_row_chunks_agree_with_one_call(rng, dtype):
+    """L-BFGS on large data evaluates in row chunks (``lbfgs_workspace``):
+    the chunks' raw sums added in float64, then the L2 term and the division
+    by the total weight, equal the one call to rounding; a chunk whose weights
+    are all zero adds nothing (the kernel skips it without writing its sums:
+    what the workspace held must not leak in); a chunk of any size gives the
+    same to rounding, and each chunk size gives the same bits every time."""
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    n, sizes = 40, [6, 9, 5, 3]
+    X = make_X(rng, n, 6)
+    Y = make_targets(rng, "log_loss", n, 3)
+    sw = rng.uniform(0.5, 2.0, size=n)
+    sw[8:16] = 0.0  # chunk 1 of 8 rows: no weight
+    _, _, net = init_params(sizes, "tanh", 3, dtype)
+    for n_threads, n_blocks in THREADS_BLOCKS:
+        one = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-2, dtype, False,
+                         n_threads, n_blocks)
+        for rows in (8, 7, 1):
+            chunked = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-2, dtype, False,
+                                 n_threads, n_blocks, rows)
+            assert chunked[0] == pytest.approx(one[0], rel=rtol), rows
+            np.testing.assert_allclose(chunked[1], one[1], rtol=rtol,
+                                       atol=rtol * np.abs(one[1]).max(), err_msg=str(rows))
+            again = full_batch(net, X, Y, sw, "tanh", "softmax", 1e-2, dtype, False,
+                               n_threads, n_blocks, rows)
+            assert again[0] == chunked[0]
+            np.testing.assert_array_equal(again[1], chunked[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -406,6 +406,42 @@ def test_lbfgs(rng, case, weighted):
     assert not hasattr(bp, "loss_curve_") and not hasattr(sk, "loss_curve_")
 
 
+@pytest.mark.parametrize("case", ["multiclass", "squared_error"])
+def test_lbfgs_in_row_chunks(rng, monkeypatch, case):
+    """Above ``LBFGS_CALL_FLOPS`` of work per evaluation, L-BFGS evaluates in row
+    chunks (so Ctrl-C waits for one chunk, not the whole batch): forced here
+    with a small bound, it still matches scikit-learn, and stays bitwise the
+    same whatever n_jobs (the chunk size depends on the shapes only)."""
+    from fastbp import _training
+
+    Sk, kwargs, X, y = problem(rng, case, n=50)
+    sw = rng.uniform(0.2, 3.0, size=50)
+    params = dict(hidden_layer_sizes=(6, 4), activation="tanh", solver="lbfgs",
+                  max_iter=25, alpha=1e-3, random_state=5)
+    sk, _ = both(Sk, kwargs, **params)
+    quiet_fit(sk, X, y, sw)
+    flops_per_row = 6 * (5 * 6 + 6 * 4 + 4 * sk.n_outputs_)
+    monkeypatch.setattr(_training, "LBFGS_CALL_FLOPS", 7 * flops_per_row)  # chunks of 7 rows
+    caps = []
+    real = _training.lbfgs_workspace
+    monkeypatch.setattr(_training, "lbfgs_workspace",
+                        lambda *a: caps.append(real(*a).cap) or real(*a))
+    fits = []
+    for n_jobs in (1, 2):
+        _, bp = both(Sk, kwargs, n_jobs=n_jobs, **params)
+        quiet_fit(bp, X, y, sw)
+        fits.append(bp)
+    assert caps == [7, 7]
+    bp = fits[0]
+    assert bp.n_iter_ == sk.n_iter_
+    assert bp.loss_ == pytest.approx(sk.loss_, rel=LBFGS_RTOL)
+    assert_params_close(bp, sk, LBFGS_RTOL)
+    assert_same_outputs(bp, sk, X, LBFGS_RTOL)
+    assert fits[1].loss_ == bp.loss_
+    for a, b in zip(fits[1].coefs_ + fits[1].intercepts_, bp.coefs_ + bp.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_lbfgs_max_fun(rng):
     Sk, kwargs, X, y = problem(rng, "squared_error", n=40)
     params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=200, max_fun=12,

@@ -73,7 +73,7 @@ from .losses import loss_and_delta, loss_and_delta_any, output_activate
 from .sparse import csr_range_dot, csr_rows_dot, csr_rows_tdot_range
 from .optimizers import ADAM, ADAMW, HYPER_ALPHA, HYPER_BETA1, HYPER_BETA2, HYPER_CLIP_EPS
 from .optimizers import HYPER_HUBER_DELTA, HYPER_LR, HYPER_LR_INIT, HYPER_WEIGHT_DECAY
-from .optimizers import adam_rate, step_range
+from .optimizers import SUMS, adam_rate, step_range
 
 
 # Parameters per optimizer-step chunk in the parameter-owned schedule: the
@@ -423,8 +423,10 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
     Mutates params, moments, adam_t, hyper[HYPER_LR] (adam: the rate of the last
     step, the only place it is computed) and the workspaces; with opt_code NONE
     it leaves the gradient of the (single) batch in ``grad_sums`` instead of
-    stepping.  Stops early (returning a non-finite sum) if a batch loss is not
-    finite, before that batch's step.
+    stepping; with SUMS, the batch's raw sums (no L2 term, not divided by the
+    weight sum), and it returns ``loss_sum`` plus the raw data loss.  Stops
+    early (returning a non-finite sum) if a batch loss is not finite, before
+    that batch's step.
     """
     input_cap = batch_size
     if Xindptr is not None and Xindptr.shape[0] > 0:  # CSR: no gathered input block
@@ -467,8 +469,14 @@ def _train_batches(X, Xdata, Xindices, Xindptr, Y, sw, order, sizes, params,
         data_loss = 0.0
         for r in range(bsz):
             data_loss += rowloss[r]
-        batch_loss = data_loss / sw_sum + 0.5 * alpha * sumsq / sw_sum
-        loss_sum += batch_loss * bsz
+        if opt_code == SUMS:
+            # a row chunk of a full-batch evaluation: the caller adds the
+            # chunks' raw losses, then the L2 term, and divides by the weight sum
+            batch_loss = data_loss
+            loss_sum += data_loss
+        else:
+            batch_loss = data_loss / sw_sum + 0.5 * alpha * sumsq / sw_sum
+            loss_sum += batch_loss * bsz
         if not np.isfinite(batch_loss):
             return loss_sum
 

@@ -23,6 +23,11 @@ SGD = 1
 ADAM = 2
 RMSPROP = 3
 ADAMW = 4  # Adam plus decoupled weight decay (Loshchilov & Hutter)
+# Leave the raw sums (sum_rows a^T delta, no L2 term, not divided by the
+# weight sum) in ``grad_sums``, and have the epoch kernel return the batch's
+# raw data loss: one row chunk of a full-batch evaluation, which Python adds up
+# (``fastbp._training.loss_and_gradient`` on large data).
+SUMS = 5
 
 SOLVER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP, "adamw": ADAMW}
 
@@ -88,7 +93,8 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
     adamw: Adam's moments from g at the current w; then w *= 1 - lr_init * decay
     (the rate of the schedule, not the bias-corrected one: the decay is decoupled
     from the gradient step); then Adam's step.
-    Mutates params and moments (or grad_sums when opt_code == NONE).  Returns None.
+    Mutates params and moments (or grad_sums when opt_code == NONE; nothing
+    for SUMS).  Returns None.
 
     The arithmetic is done in the arrays' dtype, as scikit-learn does with numpy
     (a Python float meeting a float32 array is rounded to float32 first; constants
@@ -163,6 +169,7 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
             v[i] = vi
             w[i] = w[i] * keep
             w[i] += -lr * mi / (np.sqrt(vi) + eps)
-    else:
+    elif opt_code == NONE:
         for i in range(n):
             g_sum[i] = (g_sum[i] + l2_ * w[i]) / sw
+    # (SUMS: the sums stay as they are)
