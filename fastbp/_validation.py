@@ -9,7 +9,10 @@ else, so a scikit-learn release that moves one breaks one file.
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import validate_data
 
 try:  # sklearn >= 1.3
@@ -35,7 +38,8 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context",
-    "check_sample_weight", "dropout_rates",
+    "check_sample_weight", "dropout_rates", "fit_label_binarizer", "check_known_classes",
+    "class_weighted",
     "validate_data", "lbfgs_iprint_options", "_check_partial_fit_first_call",
     "_check_optimize_result",
 ]
@@ -300,3 +304,61 @@ def check_class_weight(class_weight, n_outputs):
             raise ValueError(
                 f"class_weight's weights are all zero ({weights!r}): nothing would "
                 "be learned. Give at least one class a positive weight.")
+
+
+def fit_label_binarizer(y):
+    """A LabelBinarizer fitted on the labels ``y`` (a classifier's first pass)."""
+    binarizer = LabelBinarizer()
+    try:
+        binarizer.fit(y)
+    except TypeError as exc:  # numpy cannot sort labels of mixed types
+        raise TypeError(
+            f"{exc}: the class labels in y mix types that cannot be ordered "
+            "(e.g. strings and numbers); give every label one type.") from None
+    return binarizer
+
+
+def check_known_classes(classes_, y, warm_start):
+    """The labels of a warm start or a later partial_fit against the fitted
+    ``classes_``, with scikit-learn's messages: a warm start needs exactly
+    those classes, partial_fit no others."""
+    if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":
+        classes = np.unique(y)  # what unique_labels gives, without its checks' cost
+    else:
+        classes = unique_labels(y)
+    if warm_start:
+        if set(classes) != set(classes_):
+            raise ValueError(
+                "warm_start can only be used where `y` has the same "
+                "classes as in the previous call to fit. Previously "
+                f"got {classes_}, `y` has {classes}")
+    elif len(np.setdiff1d(classes, classes_, assume_unique=True)):
+        raise ValueError(
+            "`y` has classes not in `self.classes_`. "
+            f"`self.classes_` has {classes_}. 'y' has {classes}.")
+
+
+def class_weighted(class_weight, sample_weight, y, incremental):
+    """``sample_weight`` times ``compute_sample_weight(class_weight, y)``
+    (float64; ``sample_weight`` itself when class_weight is None).
+
+    ``y`` are the user's labels (or the multilabel indicator).  'balanced'
+    needs the class frequencies of the whole training set, which one
+    partial_fit call does not see (scikit-learn's SGDClassifier refuses it
+    there for the same reason).
+    """
+    if class_weight is None:
+        return sample_weight
+    check_class_weight(class_weight, 1 if y.ndim == 1 else y.shape[1])
+    if incremental and isinstance(class_weight, str):
+        raise ValueError(
+            "class_weight 'balanced' is not supported for partial_fit. In order "
+            "to use 'balanced' weights, use compute_class_weight('balanced', "
+            "classes=classes, y=y). In place of y you can use a large enough "
+            "sample of the full training set target to properly estimate the "
+            "class frequency distributions. Pass the resulting weights as the "
+            "class_weight parameter.")
+    weights = compute_sample_weight(class_weight, y)
+    if sample_weight is None:
+        return weights
+    return weights * np.asarray(sample_weight, dtype=np.float64)

@@ -11,9 +11,8 @@ from sklearn.callback import CallbackSupportMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from . import _callbacks, _restarts, _threads, _training, persistence
@@ -31,7 +30,9 @@ from ._validation import (
     check_n_jobs,
     check_sample_weight,
     dropout_rates,
-    check_class_weight,
+    check_known_classes,
+    class_weighted,
+    fit_label_binarizer,
     check_regression_targets,
     hidden_layer_list,
     regression_output,
@@ -514,28 +515,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
     _parameter_constraints: dict = dict(CLASSIFIER_CONSTRAINTS)
 
     def _with_class_weight(self, sample_weight, y, incremental):
-        """``sample_weight`` times ``compute_sample_weight(class_weight, y)``.
-
-        ``y`` are the user's labels (or the multilabel indicator).  'balanced'
-        needs the class frequencies of the whole training set, which one
-        partial_fit call does not see (scikit-learn's SGDClassifier refuses it
-        there for the same reason).
-        """
-        if self.class_weight is None:
-            return sample_weight
-        check_class_weight(self.class_weight, 1 if y.ndim == 1 else y.shape[1])
-        if incremental and isinstance(self.class_weight, str):
-            raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit. In order "
-                "to use 'balanced' weights, use compute_class_weight('balanced', "
-                "classes=classes, y=y). In place of y you can use a large enough "
-                "sample of the full training set target to properly estimate the "
-                "class frequency distributions. Pass the resulting weights as the "
-                "class_weight parameter.")
-        weights = compute_sample_weight(self.class_weight, y)
-        if sample_weight is None:
-            return weights
-        return weights * np.asarray(sample_weight, dtype=np.float64)
+        return class_weighted(self.class_weight, sample_weight, y, incremental)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -543,29 +523,10 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            try:
-                self._label_binarizer.fit(y)
-            except TypeError as exc:  # numpy cannot sort labels of mixed types
-                raise TypeError(
-                    f"{exc}: the class labels in y mix types that cannot be ordered "
-                    "(e.g. strings and numbers); give every label one type.") from None
+            self._label_binarizer = fit_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
-            if isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iub":
-                classes = np.unique(y)  # what unique_labels gives, without its checks' cost
-            else:
-                classes = unique_labels(y)
-            if self.warm_start:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same "
-                        "classes as in the previous call to fit. Previously "
-                        f"got {self.classes_}, `y` has {classes}")
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(
-                    "`y` has classes not in `self.classes_`. "
-                    f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+            check_known_classes(self.classes_, y, self.warm_start)
         self._y_labels = y
         return X, binarize_labels(self._label_binarizer, y)
 
