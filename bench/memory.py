@@ -80,10 +80,13 @@ import warnings
 
 # Run as a script, bench/ is sys.path[0], where bench/sparse.py would shadow a
 # top-level ``sparse`` package (numba's entry points look for pydata/sparse):
-# bench/ goes last instead (cpu_model imports from it).
+# bench/ goes last instead (benchmarks.common is imported from it).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if __name__ == "__main__" and sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
     del sys.path[0]
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+from benchmarks.common import cpu_model, proc_status, reset_peak  # noqa: E402
 FEATURES = 100  # common.SCALING_FEATURES
 SEED = 0  # common.SEED
 MB = 2.0**20
@@ -92,39 +95,6 @@ TARGET_RATIO = 1.5
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model():
-    if _HERE not in sys.path:
-        sys.path.append(_HERE)
-    from benchmarks.common import cpu_model as model
-
-    return model()
-
-
-# ---------------------------------------------------------------- /proc helpers
-def proc_status():
-    """{"VmRSS", "VmHWM", "RssAnon", "RssFile"} of this process in MiB, or {}."""
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key = line.split(":", 1)[0]
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                    out[key] = int(line.split()[1]) / 1024.0  # kB
-    except OSError:
-        return {}
-    return out
-
-
-def reset_peak():
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------- data

@@ -50,10 +50,14 @@ import warnings
 
 # Run as a script, this file's directory (bench/) is sys.path[0], and this
 # module's name would shadow a top-level ``sparse`` package (pydata/sparse) for
-# anything that tries to import it.  Nothing here imports from bench/.
+# anything that tries to import it: bench/ goes last instead
+# (benchmarks.common is imported from it).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if __name__ == "__main__" and sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
     del sys.path[0]
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+from benchmarks.common import cpu_model, proc_status, reset_peak  # noqa: E402
 
 FULL = dict(fit_rows=10000, fit_features=50000, fit_density=0.002,
             wide_rows=2000, wide_features=200000, wide_density=0.0005, wide_train_rows=200)
@@ -64,15 +68,6 @@ N_CLASSES = 5
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model():
-    # bench/ goes last on sys.path: first it would shadow a ``sparse`` package
-    if _HERE not in sys.path:
-        sys.path.append(_HERE)
-    from benchmarks.common import cpu_model as model
-
-    return model()
 
 
 def quiet():
@@ -126,30 +121,6 @@ def median_runs(fn, repeats):
     return statistics.median(times)
 
 
-def proc_status_mb():
-    """{"VmRSS": MB, "VmHWM": MB} of this process from /proc/self/status, or {}."""
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key = line.split(":", 1)[0]
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(line.split()[1]) / 1024.0  # kB
-    except OSError:
-        return {}
-    return out
-
-
-def reset_peak():
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def ru_maxrss_mb():
     import resource
 
@@ -166,12 +137,12 @@ def child_memory(model_path, cfg):
         model = pickle.load(f)
     X2 = wide_x2(cfg)
     model.predict_proba(X2[:1])  # load (or compile) the kernels, small buffers
-    status = proc_status_mb()
+    status = proc_status()
     if "VmHWM" in status and reset_peak():
         method = "VmHWM"
-        base = proc_status_mb()["VmRSS"]
+        base = proc_status()["VmRSS"]
         t = seconds(lambda: model.predict_proba(X2))
-        peak = proc_status_mb()["VmHWM"]
+        peak = proc_status()["VmHWM"]
     else:  # no /proc: the rise of ru_maxrss (masked by any earlier, higher peak)
         method = "ru_maxrss"
         base = ru_maxrss_mb()

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,9 +32,9 @@ pytestmark = [
 
 MB = 2.0**20
 
-# Shared by every child: /proc readers and a spy on the array the epoch
-# kernel reads (``fastbp._training.fit_stochastic`` gets the KernelInput).
-_PRELUDE = """
+# Shared by every child: /proc readers (the benchmarks') and a spy on the array
+# the epoch kernel reads (``fastbp._training.fit_stochastic`` gets the KernelInput).
+_PRELUDE = "BENCH = %r\n" % str(Path(__file__).resolve().parents[1] / "bench") + """
 import gc, json, sys, time, warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -42,22 +43,8 @@ import fastbp
 from fastbp import _training
 from fastbp._threads import eager_parallel
 
-def status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key = line.split(":", 1)[0]
-            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                out[key] = int(line.split()[1]) / 1024.0  # kB -> MiB
-    return out
-
-def reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
+sys.path.append(BENCH)  # last: bench/sparse.py must not shadow a ``sparse`` package
+from benchmarks.common import proc_status as status, reset_peak
 
 KERNEL_INPUTS = []
 WORKSPACES = []

@@ -160,6 +160,32 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def proc_status():
+    """{"VmRSS", "VmHWM", "RssAnon", "RssFile"} of this process in MiB from
+    ``/proc/self/status`` (Linux), or {} where there is none.  ``getrusage``'s
+    ``ru_maxrss`` is no substitute: it cannot be reset between measurements."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                    out[key] = int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        return {}
+    return out
+
+
+def reset_peak():
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def make_data(workload, dtype="float32"):
     """Seeded, deterministic ``(X_train, y_train, X_test, y_test)`` for a workload.
 
