@@ -255,6 +255,34 @@ CLASSIFIER_PARAMS_DOC = """
         the class frequencies): pass a dict there.
 """
 
+# Both estimators' References: scikit-learn's two, then the sources of what
+# fastbp adds (its optimizers, activations and dropout).
+REFERENCES_DOC = """
+    References
+    ----------
+    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
+    training deep feedforward neural networks." AISTATS 2010.
+
+    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
+    optimization." arXiv:1412.6980.
+
+    Loshchilov, Ilya, and Frank Hutter (2019). "Decoupled weight decay
+    regularization." ICLR 2019 (adamw).
+
+    Tieleman, Tijmen, and Geoffrey Hinton (2012). "Lecture 6.5 - RMSProp."
+    COURSERA: Neural Networks for Machine Learning (rmsprop).
+
+    Srivastava, Nitish, et al. (2014). "Dropout: a simple way to prevent
+    neural networks from overfitting." JMLR 15 (dropout).
+
+    Clevert, Djork-Arne, Thomas Unterthiner, and Sepp Hochreiter (2016). "Fast
+    and accurate deep network learning by exponential linear units (ELUs)."
+    ICLR 2016 (elu).
+
+    Hendrycks, Dan, and Kevin Gimpel (2016). "Gaussian error linear units
+    (GELUs)." arXiv:1606.08415 (gelu).
+"""
+
 CLASSIFIER_DOC = """Multi-layer perceptron classifier trained by compiled backpropagation.
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier`: the same
@@ -273,15 +301,7 @@ CLASSIFIER_DOC = """Multi-layer perceptron classifier trained by compiled backpr
     --------
     BPRegressor : Multi-layer perceptron regressor.
     sklearn.neural_network.MLPClassifier : The reference implementation.
-
-    References
-    ----------
-    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
-    training deep feedforward neural networks." AISTATS 2010.
-
-    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
-    optimization." arXiv:1412.6980.
-
+""" + REFERENCES_DOC + """
     Examples
     --------
     >>> from fastbp import BPClassifier
@@ -328,15 +348,7 @@ REGRESSOR_DOC = """Multi-layer perceptron regressor trained by compiled backprop
     --------
     BPClassifier : Multi-layer perceptron classifier.
     sklearn.neural_network.MLPRegressor : The reference implementation.
-
-    References
-    ----------
-    Glorot, Xavier, and Yoshua Bengio. "Understanding the difficulty of
-    training deep feedforward neural networks." AISTATS 2010.
-
-    Kingma, Diederik, and Jimmy Ba (2014). "Adam: A method for stochastic
-    optimization." arXiv:1412.6980.
-
+""" + REFERENCES_DOC + """
     Examples
     --------
     >>> from fastbp import BPRegressor
