@@ -36,11 +36,13 @@ def two_blas_threads():
         lib.set_num_threads(n)
 
 
-class _Probe:
-    """A callback reading the BLAS thread counts at each epoch's (iteration's) end."""
+class _AtTaskEnd:
+    """A callback that runs ``action()`` at the end of every task whose name is
+    in ``names`` (and whose id is ``task_id``, if given), keeping its results."""
 
-    def __init__(self):
-        self.seen = []
+    def __init__(self, action, names=("epoch", "lbfgs-iter"), task_id=None):
+        self.action, self.names, self.task_id = action, names, task_id
+        self.results = []
 
     def setup(self, estimator, context):
         pass
@@ -52,8 +54,13 @@ class _Probe:
         pass
 
     def on_fit_task_end(self, estimator, context):
-        if context.task_name in ("epoch", "lbfgs-iter"):
-            self.seen.append(_threads_by_lib())
+        if context.task_name in self.names and self.task_id in (None, context.task_id):
+            self.results.append(self.action())
+
+
+def _blas_probe():
+    """Reads the BLAS thread counts at each epoch's (iteration's) end."""
+    return _AtTaskEnd(_threads_by_lib)
 
 
 def _digits():
@@ -68,14 +75,14 @@ def test_a_stochastic_fit_pins_the_kernels_blas_and_leaves_numpys_alone():
     kernels, numpys = _kernel_and_numpy_libs()
     if not numpys:
         pytest.skip("numpy and scipy share one BLAS library here: it is pinned")
-    probe = _Probe()
+    probe = _blas_probe()
     X, y = _digits()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         BPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0
                      ).set_callbacks(probe).fit(X, y)
-    assert len(probe.seen) == 3
-    for state in probe.seen:
+    assert len(probe.results) == 3
+    for state in probe.results:
         assert all(state[k] == 1 for k in kernels)
         assert all(state[k] == 2 for k in numpys)  # the user's numpy keeps its threads
     assert set(_threads_by_lib().values()) == {2}  # and all restored
@@ -83,13 +90,13 @@ def test_a_stochastic_fit_pins_the_kernels_blas_and_leaves_numpys_alone():
 
 @pytest.mark.usefixtures("two_blas_threads")
 def test_lbfgs_pins_every_blas_library_while_it_minimizes():
-    probe = _Probe()
+    probe = _blas_probe()
     X, y = _digits()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         BPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3, random_state=0
                      ).set_callbacks(probe).fit(X, y)
-    assert probe.seen and all(set(state.values()) == {1} for state in probe.seen)
+    assert probe.results and all(set(state.values()) == {1} for state in probe.results)
     assert set(_threads_by_lib().values()) == {2}
 
 
@@ -231,24 +238,9 @@ def test_a_batch_of_zero_total_weight_is_skipped_not_a_divergence():
                                        rtol=1e-12)
 
 
-class _During:
-    """A callback that runs ``action`` at the end of the fit's first epoch."""
-
-    def __init__(self, action):
-        self.action, self.result = action, None
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context):
-        pass
-
-    def on_fit_task_end(self, estimator, context):
-        if context.task_name == "epoch" and context.task_id == 0:
-            self.result = self.action()
+def _at_first_epoch_end(action):
+    """Runs ``action`` at the end of the fit's first epoch."""
+    return _AtTaskEnd(action, names=("epoch",), task_id=0)
 
 
 def _in_another_thread(fn):
@@ -272,17 +264,17 @@ def test_predict_during_a_fit_in_another_thread_raises_a_clear_error():
         warnings.simplefilter("ignore")
         est.fit(X, y)
         before = est.predict_proba(X)
-        probe = _During(lambda: _in_another_thread(lambda: est.predict(X)))
+        probe = _at_first_epoch_end(lambda: _in_another_thread(lambda: est.predict(X)))
         est.set_params(warm_start=True).set_callbacks(probe).fit(X, y)
-    assert isinstance(probe.result["error"], RuntimeError)
-    assert "is being fitted in another thread" in str(probe.result["error"])
+    assert isinstance(probe.results[0]["error"], RuntimeError)
+    assert "is being fitted in another thread" in str(probe.results[0]["error"])
     assert not np.array_equal(est.predict_proba(X), before)  # after the fit: the new model
     # a second fit of the same estimator at once is refused the same way
-    probe = _During(lambda: _in_another_thread(lambda: est.fit(X, y)))
+    probe = _at_first_epoch_end(lambda: _in_another_thread(lambda: est.fit(X, y)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.set_callbacks(probe).fit(X, y)
-    assert "is being fitted in another thread" in str(probe.result["error"])
+    assert "is being fitted in another thread" in str(probe.results[0]["error"])
     assert "_fit_in_progress" not in est.__dict__
 
 
