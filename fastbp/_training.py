@@ -139,20 +139,28 @@ class Diverged(ArithmeticError):
     """The fit produced a non-finite loss or weights; ``str(exc)`` says what to change."""
 
 
+def _scale_hint(est):
+    """What to scale: X, and a regressor's targets (a loss of y ~ 1e155 is
+    already inf in float64, however small the learning rate)."""
+    if is_classifier(est):
+        return "scale X (e.g. with StandardScaler)"
+    return "scale X (e.g. with StandardScaler) or y (e.g. with TransformedTargetRegressor)"
+
+
 def _diverged_sgd(est, epoch):
     return Diverged(
         "Solver produced non-finite parameter weights. The input data may"
         " contain large values and need to be preprocessed. The loss became"
         f" non-finite in epoch {epoch}; lower learning_rate_init (it is"
-        f" {est.learning_rate_init!r}) or scale X (e.g. with StandardScaler).")
+        f" {est.learning_rate_init!r}) or {_scale_hint(est)}.")
 
 
-def _diverged_lbfgs(n_iter):
+def _diverged_lbfgs(est):
     return Diverged(
         "Solver produced non-finite parameter weights. The input data may"
         " contain large values and need to be preprocessed. L-BFGS reached a"
-        f" non-finite loss or weights after {n_iter} iteration(s); scale X (e.g."
-        " with StandardScaler) or increase alpha.")
+        f" non-finite loss or weights after {est.n_iter_} iteration(s);"
+        f" {_scale_hint(est)}, or increase alpha.")
 
 
 _NO_DROPOUT_KEY = np.zeros(2, dtype=np.int64)
@@ -479,7 +487,7 @@ def _stop_diverged_with_early_stopping(est, loss, n_train):
         f"The training loss became non-finite in epoch {epoch}: training stopped "
         f"there and {kept} (the best validation {est.validation_metric}, "
         f"{best_value:.6g}) were restored. Lower learning_rate_init "
-        f"(it is {est.learning_rate_init!r}) or scale X (e.g. with StandardScaler).",
+        f"(it is {est.learning_rate_init!r}) or {_scale_hint(est)}.",
         ConvergenceWarning)
 
 
@@ -700,4 +708,4 @@ def fit_lbfgs(est, net, inputs, Y, sw, n_threads, tasks=None):
                 x, est.loss_ = opt_res.x, float(opt_res.fun)
     net.params[...] = x
     if not (np.isfinite(est.loss_) and np.isfinite(net.params).all()):
-        raise _diverged_lbfgs(est.n_iter_)
+        raise _diverged_lbfgs(est)

@@ -268,13 +268,30 @@ def test_divergence_in_the_first_epoch_with_early_stopping_raises():
     assert not hasattr(reg, "coefs_")
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_divergence_from_huge_targets_suggests_scaling_y(solver):
+    """y ~ 1e160: the squared error overflows at once, whatever the learning
+    rate; the message says to scale y too (a classifier's names X only)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 3))
+    reg = BPRegressor(solver=solver, hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match=r"or y \(e\.g\. with TransformedTargetRegressor\)"):
+        reg.fit(X, 1e160 * rng.normal(size=50))
+    assert not hasattr(reg, "coefs_")
+    clf = BPClassifier(solver="sgd", learning_rate_init=1e6, momentum=0.0, max_iter=50,
+                       random_state=0)
+    with pytest.raises(ValueError, match=r"scale X \(e\.g\. with StandardScaler\)\.") as info:
+        clf.fit(X * 1e100, (X[:, 0] > 0).astype(int))
+    assert "TransformedTargetRegressor" not in str(info.value)
+
+
 def test_lbfgs_divergence_message_speaks_of_iterations():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(100, 5)) * 1e160  # the first forward pass overflows
     reg = BPRegressor(solver="lbfgs", max_iter=20, random_state=0)
     with pytest.raises(ValueError, match=r"Solver produced non-finite parameter weights\. "
                        r".*L-BFGS reached a non-finite loss or weights after 0 iteration"
-                       r"\(s\); scale X .* or increase alpha\. The estimator was left"
+                       r"\(s\); scale X .* or y .*, or increase alpha\. The estimator was left"
                        ) as info:
         reg.fit(X, X[:, 0])
     assert "epoch" not in str(info.value) and "learning_rate" not in str(info.value)
