@@ -284,6 +284,26 @@ def test_callbacks_propagate_from_a_search_over_a_pipeline(digits):
     assert rec.setups == rec.teardowns == 1  # an auto-propagated callback: once
 
 
+def test_callbacks_propagate_from_successive_halving(digits):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingRandomSearchCV
+
+    X, y = digits
+    rec = Recorder(propagate=True)
+    search = HalvingRandomSearchCV(BPClassifier(max_iter=3, **KW),
+                                   {"alpha": [1e-4, 1e-3, 1e-2, 1e-1]}, n_candidates=4,
+                                   cv=2, random_state=0)
+    search.set_callbacks(rec).fit(X, y)
+    fits = [e for e in rec.begins("fit") if e[4] == "BPClassifier"]
+    # every candidate of every halving iteration on each split, and the refit
+    assert len(fits) == 2 * sum(search.n_candidates_) + 1 >= 2 * (4 + 2) + 1
+    assert len(rec.ends("epoch")) == 3 * len(fits)
+    # fastbp's fits nest below the search's halving iterations (search fit >
+    # halving-iteration > search > fit), the refit below the search's fit
+    assert all(len(e[1]) >= 4 for e in fits[:-1]) and len(fits[-1][1]) >= 2
+    assert rec.setups == rec.teardowns == 1
+
+
 @pytest.mark.slow
 def test_progress_bar_nests_under_a_parallel_grid_search(digits, capsys):
     X, y = digits
