@@ -18,6 +18,9 @@ absolute_error and huber) run in the extended kernels, which
 losses are consistent for any number of outputs, so there the objective *is*
 the reported loss.  No data is drawn near absolute_error's kink (|r| = 0) or
 huber's switch (|r| = huber_delta), and huber's residuals lie on both sides.
+
+Each check also runs with a workspace of 4 rows: the evaluation in row chunks
+that L-BFGS uses on large data (``fastbp._training.lbfgs_workspace``).
 """
 
 import numpy as np
@@ -72,12 +75,12 @@ class CompiledLoss:
     """theta -> (reported loss, gradient) through the compiled kernel."""
 
     def __init__(self, sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads,
-                 n_blocks, huber_delta=1.0):
+                 n_blocks, huber_delta=1.0, rows=None):
         self.sizes = sizes
         self.net = Network(sizes, np.float64)
         n = X.shape[0]
         # gelu's f' needs z: the workspace keeps it (as fit_lbfgs's does)
-        self.ws = Workspace(self.net.sizes, np.float64, n, n_blocks,
+        self.ws = Workspace(self.net.sizes, np.float64, n if rows is None else rows, n_blocks,
                             keep_pre=activation == "gelu")
         self.Xk = as_kernel_input(X, np.float64)
         self.Y = np.ascontiguousarray(Y, dtype=np.float64)
@@ -112,8 +115,10 @@ def fd_gradient(f, theta, h=H):
     return ref.fd_gradient(f, theta, h)
 
 
-# (weighted with L2?, n_threads, n_blocks of the 9-row batch)
-SETTINGS = {"plain-T1-J1": (False, 1, 1), "weighted-l2-T2-J4": (True, 2, 4)}
+# (weighted with L2?, n_threads, n_blocks of the 9-row batch, workspace rows:
+# None for all rows in one call, 4 for L-BFGS's row chunks of large data)
+SETTINGS = {"plain-T1-J1": (False, 1, 1, None), "weighted-l2-T2-J4": (True, 2, 4, None),
+            "weighted-l2-T2-J2-chunks4": (True, 2, 2, 4)}
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))
@@ -125,11 +130,11 @@ def test_compiled_gradient_matches_finite_differences(rng, activation, case, set
     if out_act in ("logistic", "softmax"):  # far from the clipping region
         assert P.min() > 1e-6 and P.max() < 1 - 1e-6
     Y = targets(rng, out_act, X.shape[0], n_out)
-    weighted, n_threads, n_blocks = SETTINGS[setting]
+    weighted, n_threads, n_blocks, rows = SETTINGS[setting]
     sw = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else None
     alpha = 1e-2 if weighted else 0.0
     f = CompiledLoss(sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads,
-                     n_blocks)
+                     n_blocks, rows=rows)
 
     theta = ref.pack(coefs, intercepts)
     _, analytic = f(theta)
@@ -235,11 +240,11 @@ def extended_problem(rng, activation, case, setting):
         assert P.min() > 1e-6 and P.max() < 1 - 1e-6
     Y = extended_targets(rng, out_act, loss, P)
     check_residuals(P, Y, loss)
-    weighted, n_threads, n_blocks = SETTINGS[setting]
+    weighted, n_threads, n_blocks, rows = SETTINGS[setting]
     sw = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else None
     alpha = 1e-2 if weighted else 0.0
     f = CompiledLoss(sizes, X, Y, sw, activation, out_act, loss, alpha, n_threads,
-                     n_blocks, huber_delta=HUBER_DELTA)
+                     n_blocks, huber_delta=HUBER_DELTA, rows=rows)
     args = (X, Y, sw, activation, out_act, loss, alpha, HUBER_DELTA)
     return f, coefs, intercepts, args
 
@@ -285,11 +290,11 @@ def test_gelu_gradient_equals_numpy_backprop(rng, monkeypatch, case, setting):
     zs, acts = ref.forward_general(coefs, intercepts, X, "gelu", out_act)
     assert min(z.min() for z in zs[:-1]) < -1.5 and max(z.max() for z in zs[:-1]) > 1.5
     Y = extended_targets(rng, out_act, loss, acts[-1])
-    weighted, n_threads, n_blocks = SETTINGS[setting]
+    weighted, n_threads, n_blocks, rows = SETTINGS[setting]
     sw = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else None
     alpha = 1e-2 if weighted else 0.0
     f = CompiledLoss(sizes, X, Y, sw, "gelu", out_act, loss, alpha, n_threads, n_blocks,
-                     huber_delta=HUBER_DELTA)
+                     huber_delta=HUBER_DELTA, rows=rows)
     got_loss, got_grad = f(ref.pack(coefs, intercepts))
     args = (X, Y, sw, "gelu", out_act, loss, alpha, HUBER_DELTA)
     assert_matches_oracle(got_loss, got_grad, coefs, intercepts, args)
