@@ -27,11 +27,16 @@ DTYPES = ["float32", "float64"]
 
 
 class _Fit(FitTiming):
-    """time_fit / peakmem_fit per workload x solver x dtype."""
+    """time_fit / peakmem_fit per workload x solver x dtype.
+
+    lbfgs runs ``epochs`` L-BFGS iterations (``max_iter``), each a full-batch
+    evaluation or two (on mnist-like, fastbp's are row chunks: see
+    ``fastbp._training.lbfgs_workspace``).
+    """
 
     engine = None  # set by subclasses
     param_names = ["workload", "solver", "dtype"]
-    params = [list(ASV_WORKLOADS), SOLVERS, DTYPES]
+    params = [list(ASV_WORKLOADS), SOLVERS + ["lbfgs"], DTYPES]
 
     def setup(self, workload, solver, dtype):
         self.workload = ASV_WORKLOADS[workload]
