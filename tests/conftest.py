@@ -63,3 +63,19 @@ def diverging_regression():
                   n_iter_no_change=1000, max_iter=100, random_state=0)
     return X, y, params
 
+
+def all_dispatchers():
+    """name -> numba dispatcher: the kernels' entry points (``DISPATCHERS``)
+    and every compiled helper of the ``fastbp._kernels`` modules (what the
+    compile and no-recompilation tests count signatures of)."""
+    from numba.core.registry import CPUDispatcher
+
+    from fastbp._kernels import DISPATCHERS, activations, dropout, linalg, losses, network
+    from fastbp._kernels import optimizers, sparse
+
+    found = dict(DISPATCHERS)
+    for mod in (activations, dropout, losses, linalg, network, optimizers, sparse):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher) and obj not in DISPATCHERS.values():
+                found[f"{mod.__name__}.{name}"] = obj
+    return found

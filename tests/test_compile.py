@@ -13,17 +13,9 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
+from conftest import all_dispatchers
 from fastbp import BPClassifier, BPRegressor, _config, _threads
-from numba.core.registry import CPUDispatcher as Dispatcher
-
 from fastbp._kernels import DISPATCHERS
-from fastbp._kernels import activations as KA
-from fastbp._kernels import dropout as KD
-from fastbp._kernels import sparse as KS
-from fastbp._kernels import linalg as KLIN
-from fastbp._kernels import losses as KL
-from fastbp._kernels import network as KN
-from fastbp._kernels import optimizers as KO
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 # fastbp's own options, run by the extended kernels: cycled through per input
@@ -36,16 +28,6 @@ needs_cache = pytest.mark.skipif(
     not _config.CACHE,
     reason="FASTBP_CACHE=0: fastbp's kernels have no on-disk cache (numba gives "
            "them a NullCache) and there is no cache directory to check")
-
-
-def _all_dispatchers():
-    """name -> dispatcher, for the entry points and every compiled helper."""
-    found = dict(DISPATCHERS)
-    for mod in (KA, KD, KL, KLIN, KN, KO, KS):
-        for name, obj in vars(mod).items():
-            if isinstance(obj, Dispatcher) and obj not in DISPATCHERS.values():
-                found[f"{mod.__name__}.{name}"] = obj
-    return found
 
 
 # The arguments whose type is meant to select a specialization besides the
@@ -67,7 +49,7 @@ def _duplicate_specializations():
     """Dispatchers with two specializations of one kind (say a read-only or a
     literal argument compiled another): name -> their differing arguments."""
     duplicates = {}
-    for name, d in _all_dispatchers().items():
+    for name, d in all_dispatchers().items():
         seen = {}
         names = list(inspect.signature(d.py_func).parameters)
         for sig in d.signatures:

@@ -39,7 +39,6 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-from numba.core.registry import CPUDispatcher
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils._param_validation import (
@@ -52,15 +51,10 @@ from sklearn.utils._param_validation import (
 )
 
 from _fit_digest import _fingerprint, fitted_state
+from conftest import all_dispatchers
 from fastbp import BPClassifier, BPRegressor
-from fastbp._kernels import DISPATCHERS
 from fastbp._kernels import activations as KA
-from fastbp._kernels import dropout as KD
-from fastbp._kernels import linalg as KLIN
 from fastbp._kernels import losses as KL
-from fastbp._kernels import network as KN
-from fastbp._kernels import optimizers as KO
-from fastbp._kernels import sparse as KS
 from fastbp._network import Network, Workspace, as_kernel_input, forward_pass
 from fastbp._training import loss_and_gradient
 
@@ -1309,18 +1303,8 @@ def test_any_messy_call_works_or_changes_nothing(model, method, data, mmdir):
 # --------------------------------------------------------------------------
 # 6. read-only, memmapped, F-ordered, strided, sparse: no failure, no compile
 # --------------------------------------------------------------------------
-def _all_dispatchers():
-    """Every compiled function: the kernels' entry points and their helpers."""
-    found = dict(DISPATCHERS)
-    for mod in (KA, KD, KL, KLIN, KN, KO, KS):
-        for name, obj in vars(mod).items():
-            if isinstance(obj, CPUDispatcher) and obj not in DISPATCHERS.values():
-                found[f"{mod.__name__}.{name}"] = obj
-    return found
-
-
 def compiled_signatures():
-    return {name: len(d.signatures) for name, d in _all_dispatchers().items()}
+    return {name: len(d.signatures) for name, d in all_dispatchers().items()}
 
 
 DENSE_VARIANTS = ["F", "strided", "rowstrided", "readonly", "memmap", "frame"]
