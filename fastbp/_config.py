@@ -18,10 +18,12 @@ Kernels are compiled lazily (nothing is compiled at import); see
 """
 
 import os
+import threading
 import types
 import warnings
 
 import numba
+import numpy as np
 
 __all__ = ["CACHE", "CACHE_PARALLEL", "FASTMATH_SAFE", "is_compiled", "jit", "jit_build",
            "jit_variants"]
@@ -138,6 +140,10 @@ def is_compiled(dispatcher, args):
 
 
 _fresh = {"checked": False}
+# Held by the one thread that runs the check; a kernel call in another thread
+# (a restart pool's first fit, say) waits for it instead of loading a cache
+# file the check is about to delete.
+_fresh_lock = threading.Lock()
 
 
 def _cache_dir(dispatcher):
@@ -173,24 +179,44 @@ def ensure_cache_fresh(dispatchers):
     Numba invalidates a cached function only when its own file changes, but the
     cached epoch kernel also contains the code it inlined from other files
     (linalg, losses, optimizers, this module's flags).  A digest of all of them
-    (and numba's version) is kept beside the cache; when it differs, the cache
-    files are removed so the kernels are recompiled instead of silently running
-    stale code.  Runs once per process, before the first kernel call.  Does
+    (``kernel_sources_digest``) is kept beside the cache; when it differs, the
+    cache files are removed so the kernels are recompiled instead of silently
+    running stale code.  Runs once per process, before the first kernel call:
+    the first caller does the work and a concurrent caller waits until it is
+    done (a thread that went on would load kernels the check deletes).  Does
     nothing with FASTBP_CACHE=0.  Warns (once) if caching is on but numba's
     cache directory cannot be found: then this protection is off.
     """
     if _fresh["checked"] or not CACHE:
         return
-    _fresh["checked"] = True
+    with _fresh_lock:
+        if _fresh["checked"]:  # another thread did it while this one waited
+            return
+        try:
+            _drop_stale_kernels(dispatchers)
+        finally:
+            _fresh["checked"] = True
+
+
+def kernel_sources_digest():
+    """The digest the cached kernels are stamped with: numba's version, numpy's
+    major version (``optimizers.ADAM_UPDATE_IN_FLOAT64`` is compiled in) and
+    the source of every module a kernel inlines."""
     import hashlib
     from pathlib import Path
 
     here = Path(__file__).parent
     digest = hashlib.sha256(numba.__version__.encode())
+    digest.update(f"numpy {np.__version__.split('.')[0]}".encode())
     for path in sorted([here / "_config.py", *(here / "_kernels").glob("*.py")]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    digest = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _drop_stale_kernels(dispatchers):
+    """``ensure_cache_fresh``'s work, in the one thread that does it."""
+    digest = kernel_sources_digest()
     cache_dirs, lost = set(), []
     for dispatcher in dispatchers:
         try:
@@ -210,7 +236,7 @@ def ensure_cache_fresh(dispatchers):
             "cache (fastbp/_kernels/__pycache__, NUMBA_CACHE_DIR or the user cache "
             "directory) after upgrading fastbp.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
     for cache_dir in cache_dirs:
         stamp = cache_dir / "fastbp-kernel-sources.sha256"

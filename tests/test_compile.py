@@ -290,6 +290,59 @@ def test_stale_cache_from_changed_sources_is_dropped(tmp_path, monkeypatch):
     assert len(new_stamp) == 64 and new_stamp != stamp
 
 
+def test_concurrent_first_calls_wait_for_the_cache_check(tmp_path, monkeypatch):
+    """The check runs once, and a second thread that arrives while it runs
+    waits for it to finish (it would otherwise go on to load kernel files the
+    check is deleting: a restart pool's first fit calls from several threads)."""
+    import threading
+
+    monkeypatch.setattr(_config, "CACHE", True)
+    monkeypatch.setitem(_config._fresh, "checked", False)
+    fake = tmp_path / "cache"
+    _stale_cache(fake, "0" * 64)
+    inside, release = threading.Event(), threading.Event()
+    runs = []
+    real_cache_dir = _config._cache_dir
+
+    def slow_cache_dir(dispatcher):  # the first thread stops inside the check
+        runs.append(threading.get_ident())
+        inside.set()
+        assert release.wait(10)
+        return real_cache_dir(dispatcher)
+
+    monkeypatch.setattr(_config, "_cache_dir", slow_cache_dir)
+    first = threading.Thread(target=_config.ensure_cache_fresh,
+                             args=([_fake_dispatcher(fake)],))
+    first.start()
+    assert inside.wait(10)
+    second_done = threading.Event()
+    second = threading.Thread(target=lambda: (
+        _config.ensure_cache_fresh([_fake_dispatcher(fake)]), second_done.set()))
+    second.start()
+    # the second caller must still be waiting: the stale files are not gone yet
+    assert not second_done.wait(0.5)
+    assert list(fake.glob("*.nb[ic]"))
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert second_done.is_set()
+    assert list(fake.glob("*.nb[ic]")) == []  # dropped before the second returned
+    assert len(runs) == 1  # by one thread, once
+
+
+def test_numpy_major_version_is_part_of_the_digest(monkeypatch):
+    """A kernel compiled under numpy 1 rounds Adam's float32 update otherwise
+    (``optimizers.ADAM_UPDATE_IN_FLOAT64``): a cache from the other major
+    version must not be loaded."""
+    import numpy
+
+    digest = _config.kernel_sources_digest()
+    monkeypatch.setattr(numpy, "__version__", "1.26.4")
+    other = _config.kernel_sources_digest()
+    monkeypatch.setattr(numpy, "__version__", "2.99.0")
+    assert (other == digest) != (_config.kernel_sources_digest() == digest)
+
+
 @needs_cache
 def test_real_cache_directory_carries_the_sources_digest(tmp_path, monkeypatch):
     """The check finds numba's real cache directory and stamps it with the same
