@@ -63,7 +63,8 @@ ALPHA, SW_SUM = 1e-3, 37.0
 def numpy_step(solver, w, raw, moments, l2, decay, sw_sum, lr_t, dt):
     """The specification of one step on ``w[P0:P1]``, in place, with every
     operation in dtype ``dt`` (scalars rounded to ``dt`` first; constants such
-    as ``1 - rho`` formed in float64, then rounded).  ``(1 - rho) * (g * g)``
+    as ``1 - rho`` formed in float64, then rounded) but adamw's update, which
+    numpy forms as scikit-learn's Adam update (see ``adam_update``).  ``(1 - rho) * (g * g)``
     associates as scikit-learn's Adam writes ``(1 - beta_2) * grads**2``."""
     dt = np.dtype(dt).type
     s = slice(P0, P1)
@@ -80,7 +81,9 @@ def numpy_step(solver, w, raw, moments, l2, decay, sw_sum, lr_t, dt):
         v = dt(ADW["b2"]) * moments[1, s] + dt(1.0 - ADW["b2"]) * (g * g)
         moments[0, s], moments[1, s] = m, v
         W = W * dt(1.0 - ADW["lr"] * decay)  # the initial rate, not lr_t
-        w[s] = W + -lr * m / (np.sqrt(v) + dt(ADW["eps"]))
+        # Adam's update with lr_t a float64 numpy scalar, as scikit-learn's Adam
+        # has it: numpy >= 2 forms it in float64 and rounds once, on assignment
+        w[s] = W + -np.float64(lr_t) * m / (np.sqrt(v) + dt(ADW["eps"]))
 
 
 def make_opt(solver, dtype, n=N):

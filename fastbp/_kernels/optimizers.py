@@ -77,6 +77,27 @@ def adam_rate(lr_init, beta_1, beta_2, t):
     return lr_init * math.sqrt(1.0 - math.pow(beta_2, tt)) / (1.0 - math.pow(beta_1, tt))
 
 
+# How numpy computes scikit-learn's Adam update ``param += -lr_t * m /
+# (sqrt(v) + eps)`` when ``param`` is float32: ``lr_t`` is a float64 numpy
+# scalar (np.sqrt made it), and under NEP 50 (numpy >= 2) a float64 scalar
+# promotes the float32 arrays, so the update is formed in float64 and rounded
+# to float32 once, when it is added; numpy 1's value-based casting rounded
+# ``lr_t`` to float32 and computed in float32.  (A compile-time constant:
+# ``_config.kernel_sources_digest`` includes numpy's major version, so a
+# kernel cached under the other numpy is recompiled.)
+ADAM_UPDATE_IN_FLOAT64 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+@jit(inline="always")
+def adam_update(w, lr_t, lr, m, denom):
+    """``w - lr_t * m / denom`` computed as numpy computes scikit-learn's Adam
+    update for ``w``'s dtype: ``lr_t`` the float64 rate, ``lr`` that rate in
+    the weights' dtype, ``m`` and ``denom = sqrt(v) + eps`` in that dtype."""
+    if ADAM_UPDATE_IN_FLOAT64:
+        return w + (-lr_t * np.float64(m)) / np.float64(denom)
+    return w + -lr * m / denom
+
+
 @jit
 def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, hyper,
                lr_t):
@@ -96,9 +117,11 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
     Mutates params and moments (or grad_sums when opt_code == NONE; nothing
     for SUMS).  Returns None.
 
-    The arithmetic is done in the arrays' dtype, as scikit-learn does with numpy
+    The arithmetic is done as scikit-learn's numpy does it: in the arrays' dtype
     (a Python float meeting a float32 array is rounded to float32 first; constants
-    like ``1 - beta_1`` are formed in double precision, then rounded).  The loops
+    like ``1 - beta_1`` are formed in double precision, then rounded), but for
+    the Adam/AdamW update itself, which numpy >= 2 forms in float64 from the
+    float64 rate (``adam_update``).  The loops
     run over slices indexed from 0: indexing ``params[p]`` with ``p`` from ``p0``
     kept LLVM from proving ``p >= 0`` and so from vectorizing (the Adam step was
     11x slower in float32; mixing in float64 scalars cost 4x more).
@@ -138,7 +161,7 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
             vi = b2 * v[i] + c2 * (g * g)
             m[i] = mi
             v[i] = vi
-            w[i] += -lr * mi / (np.sqrt(vi) + eps)
+            w[i] = adam_update(w[i], lr_t, lr, mi, np.sqrt(vi) + eps)
     elif opt_code == RMSPROP:
         rho = as_dtype_of(params, hyper[HYPER_RHO])
         c_rho = as_dtype_of(params, 1.0 - hyper[HYPER_RHO])
@@ -167,8 +190,7 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
             vi = b2 * v[i] + c2 * (g * g)
             m[i] = mi
             v[i] = vi
-            w[i] = w[i] * keep
-            w[i] += -lr * mi / (np.sqrt(vi) + eps)
+            w[i] = adam_update(w[i] * keep, lr_t, lr, mi, np.sqrt(vi) + eps)
     elif opt_code == NONE:
         for i in range(n):
             g_sum[i] = (g_sum[i] + l2_ * w[i]) / sw
