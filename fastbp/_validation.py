@@ -135,7 +135,10 @@ def check_sample_weight(sample_weight, X):
       cancelling the positive ones): the loss is their weighted mean, and the
       kernels skip a batch of zero weight, so such a fit trained nothing and
       reported a loss of 0 (sklearn's MLP raises ZeroDivisionError when its
-      sum is exactly 0).
+      sum is exactly 0).  Only weights of both signs can cancel (all >= 0 and
+      not all 0 sum to more than 0), and their sum is taken in float64, so
+      "zero up to rounding" is float64's error bound for a sum of n terms in
+      any order, about ``(n - 1) * eps64 / 2 * sum(|w|)`` (``weights_cancel``).
     """
     if isinstance(sample_weight, Real):
         with np.errstate(over="ignore"):
@@ -157,15 +160,27 @@ def check_sample_weight(sample_weight, X):
                     f"weight underflows to 0 there (the largest is {largest:g}). Scale "
                     "sample_weight up or pass X as float64.") from None
         raise
-    # (zero up to the rounding of a sum: its order decides whether it is exactly 0)
-    total = abs(float(np.sum(sample_weight, dtype=np.float64)))
-    rounding = sample_weight.shape[0] * float(np.finfo(sample_weight.dtype).eps) * float(
-        np.sum(np.abs(sample_weight), dtype=np.float64))
-    if np.isfinite(total) and total <= rounding:
+    if weights_cancel(sample_weight):
         raise ValueError(
             "Sample weights must not sum to zero: the loss is their weighted mean. "
             "sample_weight's negative weights cancel its positive ones.")
     return sample_weight
+
+
+def weights_cancel(sample_weight):
+    """Whether ``sample_weight`` (finite, 1-D) sums to zero up to the rounding
+    of its float64 sum: zero, or within the worst-case error of a sum of n
+    terms in any order, ``gamma_(n-1) * sum(|w|)`` with ``gamma_k = k u / (1 -
+    k u)``, ``u = eps64 / 2`` (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2nd ed., section 4.2), so that the order numpy adds in cannot
+    decide.  Weights of one sign never cancel."""
+    if not (sample_weight < 0).any():
+        return False  # (all zero is scikit-learn's own check, made before)
+    total = abs(float(np.sum(sample_weight, dtype=np.float64)))
+    magnitude = float(np.sum(np.abs(sample_weight), dtype=np.float64))
+    k_u = (sample_weight.shape[0] - 1) * float(np.finfo(np.float64).eps) / 2
+    bound = k_u / (1 - k_u) * magnitude  # gamma_(n-1) * sum(|w|)
+    return bool(np.isfinite(total) and total <= bound)
 
 
 def lbfgs_iprint_options(verbose):

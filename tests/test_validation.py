@@ -607,3 +607,66 @@ def test_a_failed_partial_fit_puts_back_every_fitted_attribute(solver):
     reg.partial_fit(X, y)
     twin.set_params(learning_rate_init=0.001).partial_fit(X, y)
     assert fitted_state(reg, X) == fitted_state(twin, X)
+
+
+# --------------------------------------------------------------------------
+# sample weights that sum to zero (issue 17, item 1)
+# --------------------------------------------------------------------------
+def _check_weights(sample_weight, dtype):
+    from fastbp._validation import check_sample_weight
+
+    X = np.zeros((sample_weight.shape[0], 1), dtype=dtype)
+    return check_sample_weight(sample_weight, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weights_of_one_sign_are_never_refused_however_many(dtype):
+    """The tolerance was n * eps(dtype) * sum(|w|): in float32 it reached the
+    sum itself at n = 2**23, so any weights of that many rows were refused."""
+    n = 2**23
+    sw = _check_weights(np.ones(n, dtype=dtype), dtype)
+    assert sw.shape == (n,) and sw.dtype == dtype
+    tiny = np.full(n, 1e-30, dtype=dtype)  # one sign: their sum is far from 0
+    _check_weights(tiny, dtype)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mixed_sign_weights_are_refused_only_when_they_cancel(seed, dtype):
+    """At 10**6 rows the old float32 bound refused weights whose sum was under
+    12% of sum(|w|).  Now: a sum of 1e-6 of sum(|w|) trains, exact
+    cancellation and a sum within float64's rounding of the sum are refused."""
+    rng = np.random.default_rng(seed)
+    n = 10**6
+    w = rng.normal(size=n).astype(dtype)
+    w -= dtype(w.mean(dtype=np.float64))
+    # make the float64 sum about 1e-6 of sum(|w|), of either sign
+    target = (1 if seed % 2 else -1) * 1e-6 * float(np.abs(w).sum(dtype=np.float64))
+    w[0] += dtype(target - float(w.sum(dtype=np.float64)))
+    total = float(w.sum(dtype=np.float64))
+    assert 0.5e-6 < abs(total) / float(np.abs(w).sum(dtype=np.float64)) < 2e-6
+    _check_weights(w, dtype)
+
+    cancelling = np.concatenate([w[: n // 2], -w[: n // 2]])  # exactly 0
+    with pytest.raises(ValueError, match="Sample weights must not sum to zero"):
+        _check_weights(cancelling, dtype)
+    # zero but for a term far below the sum's rounding: not a weight vector
+    # whose sign the float64 sum can be trusted with
+    cancelling[0] += dtype(1e-30) if dtype == np.float32 else 1e-300
+    with pytest.raises(ValueError, match="Sample weights must not sum to zero"):
+        _check_weights(cancelling, dtype)
+
+
+@pytest.mark.slow
+def test_float32_fit_of_2_23_rows_with_weights_and_class_weight():
+    """The estimator-level symptom: fit(X32, y, sample_weight=np.ones(n)) and any
+    class_weight raised "Sample weights must not sum to zero" at n = 2**23."""
+    n = 2**23
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 1)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    params = dict(hidden_layer_sizes=(1,), max_iter=1, batch_size=2**16, random_state=0,
+                  n_jobs=1)
+    clf = BPClassifier(class_weight="balanced", **params)
+    clf.fit(X, y, sample_weight=np.ones(n))
+    assert np.isfinite(clf.loss_)
