@@ -1,8 +1,15 @@
 """The numpydoc of BPClassifier and BPRegressor: their class docstrings and
 the parameters and attributes they share (kept out of estimators.py so that
-module stays the estimators' code)."""
+module stays the estimators' code), and the tooltips the notebook display
+(``sklearn.utils.estimator_html_repr``) shows from them."""
 
+import html
+import inspect
 import re
+import textwrap
+from functools import lru_cache
+
+from sklearn.base import BaseEstimator
 
 PARAMS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -369,3 +376,97 @@ def _join_continued_lines(doc):
 
 CLASSIFIER_DOC = _join_continued_lines(CLASSIFIER_DOC)
 REGRESSOR_DOC = _join_continued_lines(REGRESSOR_DOC)
+
+
+# ---------------------------------------------------------------- notebook display
+# scikit-learn's parameter and fitted-attribute tables show an entry's
+# docstring as a tooltip only inside a link to the entry on the estimator's
+# online page (BaseEstimator._get_doc_link).  fastbp has no hosted
+# documentation, so that link is "" (scikit-learn's template would make a
+# scikit-learn.org URL of a fastbp class), and the tables show bare names.  The
+# two functions below are the estimators' _get_params_html and
+# _get_fitted_attr_html: scikit-learn's tables, with each bare name that has a
+# docstring entry given scikit-learn's tooltip markup and text, minus the href.
+
+# A name cell of scikit-learn 1.9's tables (sklearn/utils/_repr_html/params.py
+# and fitted_attributes.py), bare and with its tooltip.  Should scikit-learn's
+# markup change, the names stay bare (no wrong link): tests/test_html_repr.py
+# notices.
+_PARAM_CELL = ('<td class="param">{name}</td>', '<td class="param">{tooltip}</td>')
+_ATTR_CELL = ('<a class="param-doc-link" style="text-decoration:none;">{name}</a>',
+              '{tooltip}')
+_TOOLTIP = ('<a class="param-doc-link" style="anchor-name: --doc-link-{name};">{name}'
+            '<span class="param-doc-description" style="position-anchor: '
+            '--doc-link-{name};">{description}</span></a>')
+
+
+@lru_cache
+def _section_entries(doc, section):
+    """name -> (type, description lines) of the numpydoc ``section`` of ``doc``
+    (a docstring as inspect.getdoc cleans it), split as numpydoc's docscrape
+    (which scikit-learn reads its tooltips with) splits it: an entry is an
+    unindented 'name : type' line, its description the indented lines under
+    it, dedented, without leading or trailing blank lines."""
+    lines = doc.splitlines()
+    entries, inside, current = {}, False, None
+    for i, line in enumerate(lines):
+        if re.fullmatch(r"-{3,}", line.strip()):
+            continue
+        if line and not line[0].isspace():
+            if i + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[i + 1].strip()):
+                inside, current = line.strip() == section, None
+            elif inside:
+                current, _, type_ = line.strip().partition(" : ")
+                entries[current] = (type_, [])
+        elif inside and current is not None:
+            entries[current][1].append(line)
+    for name, (type_, desc) in entries.items():
+        desc = textwrap.dedent("\n".join(desc)).split("\n")
+        while desc and not desc[0].strip():
+            del desc[0]
+        while desc and not desc[-1].strip():
+            del desc[-1]
+        entries[name] = (type_, tuple(desc))
+    return entries
+
+
+def _tooltip(name, type_, description):
+    """scikit-learn's tooltip (sklearn/utils/_repr_html/common.py get_docstring)
+    without its link: 'name: type', a blank line, the description's lines."""
+    text = (f"{html.escape(name)}: {html.escape(type_)}<br><br>"
+            + "<br>".join(html.escape(line) for line in description))
+    return _TOOLTIP.format(name=html.escape(name), description=text)
+
+
+def _with_tooltips(table, estimator_class, section, cell):
+    """``table`` (scikit-learn's ParamsDict or AttrsDict, whose ``_html_repr``
+    draws it) drawing a tooltip for each of its names documented in
+    ``section`` of ``estimator_class``'s docstring."""
+    entries = _section_entries(inspect.getdoc(estimator_class) or "", section)
+    draw = table._html_repr
+    bare, with_tooltip = cell
+
+    def draw_with_tooltips():
+        out = draw()
+        for name in table:
+            if name in entries:
+                out = out.replace(bare.format(name=html.escape(name)),
+                                  with_tooltip.format(tooltip=_tooltip(name, *entries[name])),
+                                  1)
+        return out
+
+    # scikit-learn calls the instance's _html_repr (ReprHTMLMixin._repr_html_inner)
+    table._html_repr = draw_with_tooltips
+    return table
+
+
+def params_html(self, deep=True, doc_link=""):
+    """``_get_params_html`` of BPClassifier and BPRegressor (see above)."""
+    table = BaseEstimator._get_params_html(self, deep=deep, doc_link=doc_link)
+    return _with_tooltips(table, type(self), "Parameters", _PARAM_CELL)
+
+
+def fitted_attr_html(self, doc_link=""):
+    """``_get_fitted_attr_html`` of BPClassifier and BPRegressor (see above)."""
+    table = BaseEstimator._get_fitted_attr_html(self, doc_link=doc_link)
+    return _with_tooltips(table, type(self), "Attributes", _ATTR_CELL)

@@ -16,7 +16,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from . import _callbacks, _restarts, _threads, _training, persistence
-from ._docs import CLASSIFIER_DOC, REGRESSOR_DOC
+from ._docs import CLASSIFIER_DOC, REGRESSOR_DOC, fitted_attr_html, params_html
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
 from ._network import Network, as_kernel_array, as_kernel_input, forward_pass
@@ -54,6 +54,11 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     """Shared machinery of BPClassifier and BPRegressor."""
 
     _parameter_constraints: dict = dict(BASE_CONSTRAINTS)
+    # The notebook display's parameter and fitted-attribute tables, with the
+    # docstring's tooltips (scikit-learn shows them only beside an online page,
+    # which fastbp has not): fastbp/_docs.py.
+    _get_params_html = params_html
+    _get_fitted_attr_html = fitted_attr_html
 
     @abstractmethod
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
