@@ -15,6 +15,18 @@ from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["LossCurveDisplay"]
 
+# matplotlib's short names of Line2D properties (those of scikit-learn's
+# _validate_style_kwargs that apply to lines): a user's ``c`` has to replace a
+# default ``color``, where passing both to matplotlib would raise.
+_ALIASES = {"c": "color", "ls": "linestyle", "lw": "linewidth", "ms": "markersize",
+            "mec": "markeredgecolor", "mew": "markeredgewidth", "mfc": "markerfacecolor",
+            "mfcalt": "markerfacecoloralt", "aa": "antialiased", "ds": "drawstyle"}
+# What each line looks like unless the user says otherwise.  The losses take
+# their colors from the loss axes' cycle; the score, alone on the twin axes
+# (whose cycle would start again at C0), is given the next color and dashes.
+_DEFAULT_STYLE = {"training loss": {}, "validation loss": {},
+                  "validation score": {"color": "C2", "linestyle": "--"}}
+
 
 def _pyplot():
     try:
@@ -24,6 +36,35 @@ def _pyplot():
             "LossCurveDisplay requires matplotlib. You can install matplotlib with "
             '`pip install matplotlib` (or `pip install "fastbp[examples]"`).') from exc
     return plt
+
+
+def _user_style(kwargs):
+    """``kwargs`` with matplotlib's aliases spelled out; an alias given together
+    with its full name raises, as matplotlib and scikit-learn's displays do."""
+    for short, full in _ALIASES.items():
+        if short in kwargs and full in kwargs:
+            raise TypeError(f"Got both {short!r} and {full!r}, which are aliases of one "
+                            "another")
+    return {_ALIASES.get(key, key): value for key, value in kwargs.items()}
+
+
+def _line_styles(names, kwargs):
+    """The ``plot`` keyword arguments of each line in ``names`` (drawn in that
+    order): fastbp's defaults, overridden by the user's ``kwargs``.
+
+    A user's ``label`` names what the lines show together, so, as in
+    scikit-learn's multi-curve displays (one dict of kwargs for several curves:
+    one legend entry), it labels the first line and keeps the others out of the
+    legend instead of repeating itself there.
+    """
+    user = _user_style(kwargs)
+    styles = {}
+    for i, name in enumerate(names):
+        style = {"label": name, **_DEFAULT_STYLE[name], **user}
+        if "label" in user and i > 0:
+            style["label"] = "_nolegend_"
+        styles[name] = style
+    return styles
 
 
 class LossCurveDisplay:
@@ -74,7 +115,8 @@ class LossCurveDisplay:
         name : str, default=None
             The title; the estimator's class name when None.
         **kwargs : dict
-            Passed to matplotlib's ``plot`` for every line.
+            Keyword arguments of matplotlib's ``plot`` for every line, passed
+            to :meth:`plot` (which says how they combine with the defaults).
 
         Returns
         -------
@@ -102,7 +144,17 @@ class LossCurveDisplay:
         name : str, default=None
             The title; ``estimator_name`` when None.
         **kwargs : dict
-            Passed to matplotlib's ``plot`` for every line.
+            Keyword arguments of matplotlib's ``plot`` (Line2D properties, and
+            their aliases ``c``, ``ls``, ``lw``, ...), applied to every line.
+            They override fastbp's defaults, as in scikit-learn's displays: a
+            ``color`` replaces the losses' colors (the axes' color cycle) and
+            the validation score's 'C2', a ``linestyle`` the score's '--'; a
+            default not overridden stays.  A ``label`` is the plot's single
+            legend entry, as one set of keyword arguments for several curves
+            is in scikit-learn's multi-curve displays: the training loss line
+            carries it, and the validation lines, still drawn, get the label
+            '_nolegend_' (``label=None``: no legend).  An alias given with its
+            full name (``c`` and ``color``) raises a TypeError.
 
         Returns
         -------
@@ -112,29 +164,29 @@ class LossCurveDisplay:
         plt = _pyplot()
         if ax is None:
             _, ax = plt.subplots()
-        self.lines_ = {}
-        loss = np.asarray(self.loss_curve, dtype=float)
-        epochs = np.arange(1, loss.shape[0] + 1)
-        (self.lines_["training loss"],) = ax.plot(epochs, loss, label="training loss",
-                                                  **kwargs)
+        curves = {"training loss": np.asarray(self.loss_curve, dtype=float)}
         if self.validation_loss_curve is not None:
             val = np.asarray(self.validation_loss_curve, dtype=float)
             if np.isfinite(val).any():
-                (self.lines_["validation loss"],) = ax.plot(
-                    np.arange(1, val.shape[0] + 1), val, label="validation loss", **kwargs)
+                curves["validation loss"] = val
+        if self.validation_scores is not None and len(self.validation_scores):
+            curves["validation score"] = np.asarray(self.validation_scores, dtype=float)
+        styles = _line_styles(list(curves), kwargs)
+        self.ax_score_ = ax.twinx() if "validation score" in curves else None
+        self.lines_ = {}
+        for curve, values in curves.items():
+            target = self.ax_score_ if curve == "validation score" else ax
+            (self.lines_[curve],) = target.plot(np.arange(1, values.shape[0] + 1), values,
+                                                **styles[curve])
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        self.ax_score_ = None
-        if self.validation_scores is not None and len(self.validation_scores):
-            scores = np.asarray(self.validation_scores, dtype=float)
-            self.ax_score_ = ax.twinx()
-            (self.lines_["validation score"],) = self.ax_score_.plot(
-                np.arange(1, scores.shape[0] + 1), scores, label="validation score",
-                color="C2", linestyle="--", **kwargs)
+        if self.ax_score_ is not None:
             self.ax_score_.set_ylabel("validation score")
-        lines = list(self.lines_.values())
+        shown = [line for line in self.lines_.values()
+                 if not str(line.get_label()).startswith("_")]
         # (right middle: losses fall to the bottom, scores rise to the top there)
-        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+        if shown:
+            ax.legend(shown, [line.get_label() for line in shown], loc="center right")
         title = name or self.estimator_name
         if title:
             ax.set_title(title)

@@ -75,3 +75,69 @@ def test_refusals():
         est = BPClassifier(solver="lbfgs", max_iter=5).fit(X / 16, y)
     with pytest.raises(ValueError, match="solver='lbfgs' has no loss_curve_"):
         LossCurveDisplay.from_estimator(est)
+
+
+def _style(line):
+    """(color as RGBA, linestyle, label) of a Line2D."""
+    return mpl.colors.to_rgba(line.get_color()), line.get_linestyle(), line.get_label()
+
+
+def test_defaults_without_style_kwargs(early):
+    # The colors the loss axes' cycle gives, and the score's own dashed C2.
+    display = LossCurveDisplay.from_estimator(early)
+    assert _style(display.lines_["training loss"]) == (
+        mpl.colors.to_rgba("C0"), "-", "training loss")
+    assert _style(display.lines_["validation loss"]) == (
+        mpl.colors.to_rgba("C1"), "-", "validation loss")
+    assert _style(display.lines_["validation score"]) == (
+        mpl.colors.to_rgba("C2"), "--", "validation score")
+    plt.close("all")
+
+
+@pytest.mark.parametrize("style", [dict(color="k", linestyle=":"), dict(c="k", ls=":")],
+                         ids=["full names", "aliases"])
+def test_style_kwargs_override_the_defaults_on_every_line(early, style):
+    display = LossCurveDisplay.from_estimator(early, linewidth=2.5, **style)
+    for name, line in display.lines_.items():
+        assert _style(line) == (mpl.colors.to_rgba("k"), ":", name), name
+        assert line.get_linewidth() == 2.5
+    legend = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert legend == ["training loss", "validation loss", "validation score"]
+    plt.close("all")
+
+
+def test_a_style_kwarg_overrides_only_its_own_default(early):
+    display = LossCurveDisplay.from_estimator(early, color="k")
+    assert display.lines_["validation score"].get_linestyle() == "--"  # still dashed
+    assert {mpl.colors.to_hex(line.get_color()) for line in display.lines_.values()} == {
+        "#000000"}
+    plt.close("all")
+
+
+def test_label_is_the_single_legend_entry(early):
+    display = LossCurveDisplay.from_estimator(early, label="adam")
+    assert display.lines_["training loss"].get_label() == "adam"
+    for name in ("validation loss", "validation score"):
+        assert display.lines_[name].get_label().startswith("_")  # out of the legend
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["adam"]
+    # the other defaults stay: the score is still the dashed C2 line
+    assert _style(display.lines_["validation score"])[:2] == (mpl.colors.to_rgba("C2"), "--")
+    plt.close("all")
+
+
+def test_plot_takes_the_same_kwargs():
+    display = LossCurveDisplay(loss_curve=[1.0, 0.5], validation_scores=[0.5, 0.7])
+    display.plot(c="r", ls="-.", label="run 1")
+    assert _style(display.lines_["training loss"]) == (mpl.colors.to_rgba("r"), "-.", "run 1")
+    assert _style(display.lines_["validation score"])[:2] == (mpl.colors.to_rgba("r"), "-.")
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["run 1"]
+    plt.close("all")
+
+
+def test_an_alias_with_its_full_name_is_refused():
+    # matplotlib's own rule, kept: folding the alias into the default must not let
+    # one of the two values win silently.
+    display = LossCurveDisplay(loss_curve=[1.0, 0.5])
+    with pytest.raises(TypeError, match="aliases of one another"):
+        display.plot(c="r", color="b")
+    plt.close("all")
