@@ -477,6 +477,36 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.sparse = True
         return tags
 
+    def onnx_shape_calculator(self):
+        """skl2onnx's per-model shape hook (its OnnxOperatorMixin protocol):
+        None, which leaves skl2onnx to its registered converters, unless it has
+        none for this class; then an error that names the import registering
+        them (``import fastbp`` does not, so that it does not import skl2onnx).
+
+        skl2onnx looks for this method (``Topology.call_shape_calculator``)
+        after a user's ``custom_shape_calculators`` and just before it would
+        raise its own MissingShapeCalculator, so only the message changes.  It
+        cannot register the converters itself: the conversion under way has
+        already parsed the model without them.
+        """
+        from skl2onnx import get_model_alias  # (only skl2onnx calls this)
+        from skl2onnx.common.exceptions import MissingShapeCalculator
+
+        try:
+            get_model_alias(type(self))
+        except RuntimeError:
+            # fastbp.onnx does not register subclasses: they get skl2onnx's own error
+            if type(self) in (BPClassifier, BPRegressor):
+                message = (
+                    f"skl2onnx has no converter registered for {type(self).__name__}. "
+                    "fastbp's converters are registered by `import fastbp.onnx`, which "
+                    "`import fastbp` does not run (it would import skl2onnx): add "
+                    "`import fastbp.onnx` before converting.")
+                error = MissingShapeCalculator(message)
+                error.args = (message,)  # without skl2onnx's advice to write a converter
+                raise error from None
+        return None
+
 
 def _no_nan(out):
     """``out``, unless a finite X overflowed the forward pass into NaN (inf -

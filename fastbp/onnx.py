@@ -7,6 +7,10 @@ inside a Pipeline::
     import fastbp.onnx  # noqa: F401  (registers the converters)
     onx = skl2onnx.to_onnx(clf, X[:1].astype(np.float32))
 
+``import fastbp`` does not import this module (nor skl2onnx); without it,
+skl2onnx's MissingShapeCalculator for a BPClassifier or BPRegressor says to
+add the import (the estimators' ``onnx_shape_calculator``).
+
 The graph is the network's forward pass in standard ONNX operators: MatMul and
 Add per layer, then the layer's activation.  skl2onnx's own MLP converter knows
 scikit-learn's four hidden activations only; here leaky_relu, elu, softplus

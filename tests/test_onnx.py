@@ -16,6 +16,7 @@ pytest.importorskip("skl2onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import skl2onnx  # noqa: E402
+from skl2onnx.common.exceptions import MissingShapeCalculator  # noqa: E402
 from sklearn.datasets import make_classification, make_multilabel_classification  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -229,6 +230,90 @@ def test_missing_skl2onnx_names_the_extra(monkeypatch):
 
 
 def test_importing_fastbp_does_not_import_skl2onnx():
-    code = "import sys, fastbp; sys.exit('skl2onnx' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    code = ("import sys, fastbp; "
+            "sys.exit(sorted({'skl2onnx', 'onnx', 'fastbp.onnx'} & set(sys.modules)) or None)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# Run in a fresh interpreter, where fastbp.onnx has not registered anything and
+# the two imports happen in the order given.
+_WITHOUT_FASTBP_ONNX = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+{first}
+{second}
+from fastbp import BPClassifier, BPRegressor
+from skl2onnx.common.exceptions import MissingShapeCalculator
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+X = np.random.RandomState(0).normal(size=(40, 3)).astype(np.float32)
+net = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0, n_jobs=1)
+models = [BPClassifier(**net).fit(X, X[:, 0] > 0), BPRegressor(**net).fit(X, X[:, 0]),
+          make_pipeline(StandardScaler(), BPClassifier(**net)).fit(X, X[:, 0] > 0)]
+for model in models:
+    try:
+        skl2onnx.to_onnx(model, X[:1])
+    except MissingShapeCalculator as exc:
+        assert "import fastbp.onnx" in str(exc), str(exc)
+    else:
+        sys.exit(f"{{model}} converted with nothing registered")
+assert "fastbp.onnx" not in sys.modules  # a message only: nothing was registered
+import fastbp.onnx
+for model in models:
+    skl2onnx.to_onnx(model, X[:1])  # what the message asks for is all it takes
+"""
+
+
+@pytest.mark.parametrize("first", ["fastbp", "skl2onnx"])
+def test_without_fastbp_onnx_the_error_says_to_import_it(first):
+    second = {"fastbp": "skl2onnx", "skl2onnx": "fastbp"}[first]
+    code = _WITHOUT_FASTBP_ONNX.format(first=f"import {first}", second=f"import {second}")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+_CUSTOM_FUNCTIONS = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+import fastbp, skl2onnx
+from skl2onnx.common.data_types import FloatTensorType
+
+def shape(operator):
+    operator.outputs[0].type = FloatTensorType([None, 3])
+
+def convert(scope, operator, container):
+    container.add_node("Identity", operator.inputs[0].full_name,
+                       operator.outputs[0].full_name, name=scope.get_unique_operator_name("Id"))
+
+X = np.random.RandomState(0).normal(size=(40, 3)).astype(np.float32)
+reg = fastbp.BPRegressor(hidden_layer_sizes=(4,), max_iter=5, random_state=0, n_jobs=1)
+skl2onnx.convert_sklearn(reg.fit(X, X[:, 0]), initial_types=[("X", FloatTensorType([None, 3]))],
+                         custom_shape_calculators={fastbp.BPRegressor: shape},
+                         custom_conversion_functions={fastbp.BPRegressor: convert})
+assert "fastbp.onnx" not in sys.modules
+"""
+
+
+def test_the_error_leaves_a_users_own_converter_alone():
+    # skl2onnx's custom_shape_calculators and custom_conversion_functions need
+    # no registration: fastbp's message must not stand in their way.
+    proc = subprocess.run([sys.executable, "-c", _CUSTOM_FUNCTIONS], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_subclass_gets_skl2onnxs_own_error():
+    # fastbp.onnx registers the two classes, not subclasses: importing it (done
+    # above) does not help one, so the message must not say that it would.
+    class MyRegressor(BPRegressor):
+        pass
+
+    X, Y = _regression()
+    with pytest.raises(MissingShapeCalculator) as info:
+        skl2onnx.to_onnx(_net(MyRegressor).fit(X, Y), X[:1])
+    assert "MyRegressor" in str(info.value) and "fastbp.onnx" not in str(info.value)
 
