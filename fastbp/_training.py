@@ -147,10 +147,10 @@ def _scale_hint(est):
     return "scale X (e.g. with StandardScaler) or y (e.g. with TransformedTargetRegressor)"
 
 
-def _diverged_sgd(est, epoch):
+def _diverged_sgd(est, epoch, what="loss"):
     return Diverged(
         "Solver produced non-finite parameter weights. The input data may"
-        " contain large values and need to be preprocessed. The loss became"
+        f" contain large values and need to be preprocessed. The {what} became"
         f" non-finite in epoch {epoch}; lower learning_rate_init (it is"
         f" {est.learning_rate_init!r}) or {_scale_hint(est)}.")
 
@@ -278,6 +278,7 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
 
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
+    resume_records(est)
     early_stopping = est.early_stopping
     n_samples = Y.shape[0]
     if early_stopping:
@@ -286,8 +287,6 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
             X_valid_source[idx_val], y_orig[idx_val], Y[idx_val],
             None if est._sample_weight_given is False else sw[idx_val], sw[idx_val])
         est._best_params = net.params.copy()
-        if getattr(est, "validation_loss_curve_", None) is None:
-            est.validation_loss_curve_ = []
     else:
         idx_train = None
         val = None
@@ -334,10 +333,12 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     epoch_task = block_task = None
 
     stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
+    records = None
     with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
         try:
             est.n_iter_ = 0
             for epoch in range(est.max_iter):
+                records = EpochRecords(est, opt)  # put back if Ctrl-C cuts the epoch
                 epochs_to_come = 0 if incremental else est.max_iter - epoch
                 if est.shuffle:
                     sample_idx = shuffled(sample_idx, est._random_state)
@@ -371,26 +372,18 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                     if block and (lo % block == 0 or lo == n_batches):
                         epoch_task.stop_requested |= block_task.end()
                         block_task = epoch_task.subtask("batches") if lo < n_batches else None
-                if not np.isfinite(loss_sum):
-                    if not early_stopping:
-                        raise _diverged_sgd(est, est.n_iter_ + 1)
-                    _stop_diverged_with_early_stopping(est, loss_sum / n_train, n_train)
-                    end_cut_short(block_task, epoch_task)
+                if not np.isfinite(loss_sum) and not early_stopping:
+                    raise _diverged_sgd(est, est.n_iter_ + 1)
+                if not _record_epoch(est, opt, net, val, loss_sum, n_train, n_threads):
+                    end_cut_short(block_task, epoch_task)  # diverged: best epoch kept
+                    records = None
                     break
-                opt.after_batches()
-                est.n_iter_ += 1
-                est.loss_ = loss_sum / n_train
-                est.t_ += n_train
-                est.loss_curve_.append(est.loss_)
-                if est.verbose:
-                    print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-
-                _update_no_improvement_count(est, net, val, n_threads)
                 opt.iteration_ends(est.t_)
                 if epoch_task is not None:
                     stop_asked = epoch_task.end() or epoch_task.stop_requested
                     epoch_task = None
                     if stop_asked:  # a callback ends training after this epoch
+                        records = None
                         break
 
                 if est._no_improvement_count > est.n_iter_no_change:
@@ -402,8 +395,10 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                         msg = ("Training loss did not improve more than tol=%f"
                                " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
                     if opt.trigger_stopping(msg, est.verbose):
+                        records = None
                         break
                     est._no_improvement_count = 0
+                records = None  # the epoch is recorded whole
 
                 if incremental:
                     break
@@ -413,6 +408,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
                         "reached and the optimization hasn't converged yet." % est.max_iter,
                         ConvergenceWarning)
         except KeyboardInterrupt:
+            if records is not None:
+                records.undo(est, opt)
             end_cut_short(block_task, epoch_task)
             if stop is None:
                 warnings.warn("Training interrupted by user.")
@@ -453,42 +450,175 @@ def _name_user_labels(exc, classes, codes):
     return ValueError(text[:text.index(marker)] + f"{marker} {labels}")
 
 
-def _stop_diverged_with_early_stopping(est, loss, n_train):
-    """The loss of epoch ``n_iter_ + 1`` is not finite: record it with a ``nan``
-    validation score, and stop; the caller restores the best weights.
+def _stop_diverged_with_early_stopping(est, what):
+    """Epoch ``n_iter_`` (just recorded) diverged -- ``what`` became non-finite --
+    and training stops there; the caller restores the best weights.
 
     scikit-learn (since its #29504) keeps training a diverged model to the end,
-    recording ``nan`` scores.  Stopping at once keeps the same best weights and
-    says so.  With no finite validation score to fall back on (the first epoch
-    of a fresh fit diverged) there is nothing worth keeping: raise, as without
+    recording ``nan`` scores.  Stopping at the first non-finite training loss,
+    validation score or validation loss keeps the same best weights and says
+    so.  With no finite validation score to fall back on (the first epoch of
+    a fresh fit diverged) there is nothing worth keeping: raise, as without
     early stopping.
     """
-    epoch = est.n_iter_ + 1
+    epoch = est.n_iter_
     by_loss = est.validation_metric == "loss"
     best_value = est.best_validation_loss_ if by_loss else est.best_validation_score_
     if not np.isfinite(best_value):
-        raise _diverged_sgd(est, epoch)
-    est.n_iter_ = epoch
-    est.loss_ = float(loss)
-    est.t_ += n_train
-    est.loss_curve_.append(est.loss_)
-    est.validation_scores_.append(float("nan"))
-    est.validation_loss_curve_.append(float("nan"))
+        raise _diverged_sgd(est, epoch, what)
     # the curves run on across warm-started fits; n_iter_ counts this one
     curve = np.asarray(est.validation_loss_curve_ if by_loss else est.validation_scores_,
                        dtype=np.float64)
+    curve = np.where(np.isfinite(curve), curve, np.inf if by_loss else -np.inf)
     first_of_fit = curve.shape[0] - est.n_iter_
-    best = int(np.nanargmin(curve) if by_loss else np.nanargmax(curve))
-    if best >= first_of_fit:
+    best = int(np.argmin(curve) if by_loss else np.argmax(curve))
+    if best >= first_of_fit and curve[best] == best_value:
         kept = f"the weights of epoch {best - first_of_fit + 1}"
     else:
         kept = "the weights this fit started from"
     warnings.warn(
-        f"The training loss became non-finite in epoch {epoch}: training stopped "
+        f"The {what} became non-finite in epoch {epoch}: training stopped "
         f"there and {kept} (the best validation {est.validation_metric}, "
         f"{best_value:.6g}) were restored. Lower learning_rate_init "
         f"(it is {est.learning_rate_init!r}) or {_scale_hint(est)}.",
         ConvergenceWarning)
+
+
+def start_records(est):
+    """The stochastic solvers' records of a fresh fit: the curves, the
+    stopping count, and the best values early stopping (or not) follows."""
+    est.loss_curve_ = []
+    est._no_improvement_count = 0
+    if est.early_stopping:
+        est.validation_scores_ = []
+        est.validation_loss_curve_ = []
+        est.best_validation_score_ = -np.inf
+        est.best_validation_loss_ = np.inf if est.validation_metric == "loss" else None
+        est.best_loss_ = None
+    else:
+        est.best_loss_ = np.inf
+        est.validation_scores_ = None
+        est.validation_loss_curve_ = None
+        est.best_validation_score_ = None
+        est.best_validation_loss_ = None
+
+
+def _followed(est):
+    """What the stopping count of the fits so far followed: the training loss
+    (``best_loss_`` is kept), or the validation 'score' or 'loss'."""
+    if est.__dict__.get("best_loss_") is not None:
+        return "training loss"
+    return "loss" if est.__dict__.get("best_validation_loss_") is not None else "score"
+
+
+def resume_records(est):
+    """A warm start (or a later partial_fit) goes on with the records of the
+    fits before, under this fit's ``early_stopping`` and ``validation_metric``,
+    which may have changed since (scikit-learn fails there on a None).
+
+    - A model whose fits so far were L-BFGS's has no records: they start here.
+    - Early stopping turned on: the validation curves start (``nan`` for the
+      epochs before, which had no validation set, so that they stay aligned
+      with ``loss_curve_``), and so do the best values it follows (-inf /
+      inf: nothing to compare with yet).
+    - Turned off: ``best_loss_`` starts at inf; the best validation values go
+      to None (they described weights this fit does not restore); the
+      validation curves stay, a record of the epochs that had one.
+    - When the count followed something else, it starts again from 0.
+    """
+    if est.__dict__.get("loss_curve_") is None:
+        start_records(est)
+        return
+    followed = _followed(est)
+    if est.early_stopping:
+        n = len(est.loss_curve_)
+        for name in ("validation_scores_", "validation_loss_curve_"):
+            curve = est.__dict__.get(name)
+            curve = [] if curve is None else curve
+            est.__dict__[name] = curve + [float("nan")] * (n - len(curve))
+        if est.best_validation_score_ is None:
+            est.best_validation_score_ = -np.inf
+        if est.validation_metric == "loss":
+            if est.best_validation_loss_ is None:
+                est.best_validation_loss_ = np.inf
+        else:
+            est.best_validation_loss_ = None
+        est.best_loss_ = None
+        following = est.validation_metric
+    else:
+        if est.best_loss_ is None:
+            est.best_loss_ = np.inf
+        est.best_validation_score_ = None
+        est.best_validation_loss_ = None
+        following = "training loss"
+    if following != followed:
+        est._no_improvement_count = 0
+
+
+class EpochRecords:
+    """What recording an epoch changes, as it was before the epoch, so that a
+    Ctrl-C in the middle of the recording puts all of it back: the curves,
+    counters and best values then describe whole epochs only (the weights are
+    those of the last complete mini-batch, as for a Ctrl-C between
+    mini-batches).  The lists are only appended to, so their lengths suffice;
+    the other values are replaced, never mutated, so references suffice.
+    """
+
+    _ATTRS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_",
+              "best_validation_loss_", "_no_improvement_count", "_best_params")
+    _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
+
+    def __init__(self, est, opt):
+        missing = object()
+        self._missing = missing
+        self.attrs = {k: est.__dict__.get(k, missing) for k in self._ATTRS}
+        self.lengths = {k: len(est.__dict__[k]) for k in self._CURVES
+                        if est.__dict__.get(k) is not None}
+        self.learning_rate = opt.learning_rate
+
+    def undo(self, est, opt):
+        for k, v in self.attrs.items():
+            if v is self._missing:
+                est.__dict__.pop(k, None)
+            else:
+                est.__dict__[k] = v
+        for k, n in self.lengths.items():
+            del est.__dict__[k][n:]
+        opt.learning_rate = self.learning_rate
+
+
+def _record_epoch(est, opt, net, val, loss_sum, n_train, n_threads):
+    """Record the epoch whose mini-batches just ran (loss ``loss_sum`` summed
+    over its ``n_train`` samples): counters, curves, the validation score and
+    loss, the best weights.  Returns False when the epoch diverged (with
+    early stopping: a non-finite training loss, validation score or validation
+    loss), after recording it and warning which weights are kept."""
+    opt.after_batches()
+    est.n_iter_ += 1
+    est.loss_ = loss_sum / n_train
+    est.t_ += n_train
+    est.loss_curve_.append(est.loss_)
+    if not np.isfinite(loss_sum):  # (early stopping: without it, fit raised)
+        est.validation_scores_.append(float("nan"))
+        est.validation_loss_curve_.append(float("nan"))
+        _stop_diverged_with_early_stopping(est, "training loss")
+        return False
+    if est.verbose:
+        print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+    if val is None:
+        _update_no_improvement_count(est)
+        return True
+    val_score, val_loss = validation_score_and_loss(est, net, val, n_threads)
+    est.validation_scores_.append(val_score)
+    est.validation_loss_curve_.append(val_loss)
+    if est.verbose:
+        print("Validation score: %f" % est.validation_scores_[-1])
+    if not np.isfinite(val_score) or not np.isfinite(val_loss):
+        _stop_diverged_with_early_stopping(
+            est, "validation score" if not np.isfinite(val_score) else "validation loss")
+        return False
+    _update_no_improvement_count(est, net, val_score, val_loss)
+    return True
 
 
 def validation_score_and_loss(est, net, val, n_threads):
@@ -503,13 +633,10 @@ def validation_score_and_loss(est, net, val, n_threads):
     return score, float(loss)
 
 
-def _update_no_improvement_count(est, net, val, n_threads):
-    if val is not None:
-        val_score, val_loss = validation_score_and_loss(est, net, val, n_threads)
-        est.validation_scores_.append(val_score)
-        est.validation_loss_curve_.append(val_loss)
-        if est.verbose:
-            print("Validation score: %f" % est.validation_scores_[-1])
+def _update_no_improvement_count(est, net=None, val_score=None, val_loss=None):
+    """scikit-learn's stopping count and best values, after the epoch's
+    validation score and loss (with early stopping) or its training loss."""
+    if val_score is not None:
         if est.validation_metric == "loss":
             # lower is better; best_validation_score_ is the kept epoch's score
             if val_loss > est.best_validation_loss_ - est.tol:
@@ -521,13 +648,12 @@ def _update_no_improvement_count(est, net, val, n_threads):
                 est.best_validation_score_ = val_score
                 est._best_params = net.params.copy()
             return
-        last_valid_score = est.validation_scores_[-1]
-        if last_valid_score < (est.best_validation_score_ + est.tol):
+        if val_score < (est.best_validation_score_ + est.tol):
             est._no_improvement_count += 1
         else:
             est._no_improvement_count = 0
-        if last_valid_score > est.best_validation_score_:
-            est.best_validation_score_ = last_valid_score
+        if val_score > est.best_validation_score_:
+            est.best_validation_score_ = val_score
             est._best_params = net.params.copy()
     else:
         if est.loss_curve_[-1] > est.best_loss_ - est.tol:

@@ -201,21 +201,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         self.__dict__.pop("_optimizer", None)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.validation_loss_curve_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_validation_loss_ = (np.inf if self.validation_metric == "loss"
-                                              else None)
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.validation_loss_curve_ = None
-                self.best_validation_score_ = None
-                self.best_validation_loss_ = None
+            _training.start_records(self)
 
     @property
     def _act_code(self):
@@ -286,6 +272,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             self._initialize(y, layer_units, X.dtype)
             net = self._net
         else:
+            if not is_classifier(self):  # a warm start may change loss or out_activation
+                self.out_activation_ = regression_output(self.loss, self.out_activation)
             # a copy, so that a predict that read the model before this fit
             # began computes with weights no step changes under it
             net = self._get_net().copy()

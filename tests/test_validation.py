@@ -258,6 +258,59 @@ def test_divergence_with_early_stopping_warm_start_names_the_starting_weights():
     assert len(reg.validation_scores_) == 4 and np.isnan(reg.validation_scores_[-1])
 
 
+def test_a_non_finite_validation_score_is_divergence_too():
+    """The validation R^2 goes nan (the weights overflowed in the epoch's last
+    mini-batches) one epoch before the training loss is non-finite: the fit
+    stops at that first epoch, with one nan score, as the divergence contract
+    says (it went on one more epoch and recorded [..., nan, nan])."""
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(200, 5))
+    y = X @ rng.normal(size=5) + 0.1 * rng.normal(size=200)
+    _, _, params = diverging_regression()
+    params["learning_rate_init"] = 0.3
+    with pytest.warns(ConvergenceWarning,
+                      match=r"The validation score became non-finite in epoch 2: training "
+                            r"stopped there and the weights of epoch 1 \(the best"):
+        reg = BPRegressor(**params).fit(X, y)
+    assert reg.n_iter_ == 2 == len(reg.loss_curve_) == len(reg.validation_scores_)
+    assert np.isfinite(reg.loss_curve_).all()  # the training loss was still finite
+    assert np.isnan(reg.validation_scores_[-1]) and np.isfinite(reg.validation_scores_[0])
+    assert len(reg.validation_loss_curve_) == 2
+    replay = BPRegressor(**{**params, "max_iter": 1}).fit(X, y)
+    for a, b in zip(reg.coefs_ + reg.intercepts_, replay.coefs_ + replay.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("metric", ["score", "loss"])
+def test_a_non_finite_validation_value_stops_at_that_epoch(monkeypatch, metric):
+    """Whichever of the two validation values is non-finite (a nan score, an
+    inf loss), the epoch is the last, and the best epoch before it is kept."""
+    from fastbp import _training
+
+    X, y, params = diverging_regression()
+    params.update(learning_rate_init=0.01, validation_metric=metric)
+    real = _training.validation_score_and_loss
+    calls = []
+
+    def third_is_bad(est, net, val, n_threads):
+        score, loss = real(est, net, val, n_threads)
+        calls.append(1)
+        if len(calls) == 3:
+            return (score, np.inf) if metric == "loss" else (np.nan, loss)
+        return score, loss
+
+    monkeypatch.setattr(_training, "validation_score_and_loss", third_is_bad)
+    what = "loss" if metric == "loss" else "score"
+    with pytest.warns(ConvergenceWarning, match=f"validation {what} became non-finite in "
+                                                "epoch 3: training stopped there"):
+        reg = BPRegressor(**params).fit(X, y)
+    assert reg.n_iter_ == 3 == len(reg.validation_scores_) == len(reg.validation_loss_curve_)
+    monkeypatch.setattr(_training, "validation_score_and_loss", real)
+    replay = BPRegressor(**{**params, "max_iter": 2}).fit(X, y)
+    for a, b in zip(reg.coefs_ + reg.intercepts_, replay.coefs_ + replay.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_divergence_in_the_first_epoch_with_early_stopping_raises():
     """Nothing to keep: no epoch had a finite validation score."""
     X, y, params = diverging_regression()
