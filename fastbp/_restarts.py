@@ -30,6 +30,8 @@ __all__ = ["fit_with_restarts", "start_seeds", "starts_run_concurrently"]
 # Work per mini-batch (multiply-adds of forward and backward passes) under
 # which one start runs on one thread and starts share the cores instead.
 CONCURRENT_FLOPS_PER_BATCH = 20e6
+# What the fit in progress keeps on the estimator, never on a start.
+_FIT_STATE = ("_fit_in_progress",)
 
 
 def start_seeds(random_state, n_init):
@@ -149,7 +151,9 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
     if best != 0:
         kept = starts[best]
         for key in list(est.__dict__):
-            if key not in kept.__dict__:
+            # (the fit's guard against a concurrent fit or predict stays until
+            # the fit ends: the starts are copies made without it)
+            if key not in kept.__dict__ and key not in _FIT_STATE:
                 del est.__dict__[key]
         est.__dict__.update(kept.__dict__)
     est.init_losses_ = init_losses

@@ -278,6 +278,35 @@ def test_predict_during_a_fit_in_another_thread_raises_a_clear_error():
     assert "_fit_in_progress" not in est.__dict__
 
 
+@pytest.mark.parametrize("concurrent", [False, True], ids=["in-turn", "concurrent"])
+def test_restarts_keep_the_fit_guard_until_the_fit_ends(monkeypatch, concurrent):
+    """When a start other than 0 is kept, its attributes replace the
+    estimator's, and the keys it lacked were deleted, the fit's guard among
+    them: from then on (the fit's end callbacks included) a predict or a
+    second fit in another thread was not refused."""
+    from fastbp import _restarts
+
+    X, y = _digits()
+    est = BPClassifier(hidden_layer_sizes=(8,), max_iter=2, n_init=3, random_state=0)
+    real_score = _restarts._score_of
+    # start 0 never wins here, so another start's attributes replace est's
+    monkeypatch.setattr(_restarts, "_score_of", lambda start, *a: (
+        np.inf if start is est else real_score(start, *a)))
+    monkeypatch.setattr(_restarts, "starts_run_concurrently", lambda *a: concurrent)
+    probe = _AtTaskEnd(lambda: (_in_another_thread(lambda: est.predict(X)),
+                                _in_another_thread(lambda: est.fit(X, y))), names=("fit",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.set_callbacks(probe).fit(X, y)
+    assert est.best_init_ != 0
+    (predicted, refitted), = probe.results
+    for box in (predicted, refitted):
+        assert isinstance(box.get("error"), RuntimeError), box
+        assert "is being fitted in another thread" in str(box["error"])
+    assert "_fit_in_progress" not in est.__dict__  # and it goes when the fit ends
+    est.predict(X)
+
+
 def test_a_predict_that_read_the_model_before_a_fit_finishes_on_that_model():
     """The race a lock cannot close (the predict read its model, then a warm
     start or partial_fit began): the fit trains a network of its own, so the
