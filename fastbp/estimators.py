@@ -113,12 +113,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         """The flat-buffer network behind ``coefs_``/``intercepts_`` (repacked if replaced)."""
         net = self.__dict__.get("_net")
         if net is None or not net.backs(self.coefs_, self.intercepts_):
-            coefs = [np.asarray(c) for c in self.coefs_]
-            intercepts = [np.asarray(b) for b in self.intercepts_]
-            dtype = np.result_type(*coefs, *intercepts)
-            if dtype not in (np.float32, np.float64):
-                dtype = np.dtype(np.float64)
-            net = Network.from_arrays(coefs, intercepts, dtype)
+            net = _packed(self.coefs_, self.intercepts_)
             self._expose(net)
         return net
 
@@ -436,17 +431,30 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         this read trains a network of its own (and new attributes), so the
         predict finishes on the model it read; during a fit there is none to
         read, and a predict says so."""
-        with _STATE_LOCK:
-            if self.__dict__.get("_fit_in_progress") == os.getpid():
-                raise RuntimeError(
-                    f"This {type(self).__name__} is being fitted in another thread: "
-                    "its weights change at every step, so there is no model to "
-                    "predict with until the fit returns. Predict with a copy "
-                    "(copy.deepcopy) made before the fit, or after it.")
-            if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)
-                check_is_fitted(self)
-            return (self._get_net(), self._act_code, self._out_code,
-                    self.__dict__.get("_label_binarizer"), self.n_outputs_)
+        packed = None
+        while True:
+            with _STATE_LOCK:
+                if self.__dict__.get("_fit_in_progress") == os.getpid():
+                    raise RuntimeError(
+                        f"This {type(self).__name__} is being fitted in another thread: "
+                        "its weights change at every step, so there is no model to "
+                        "predict with until the fit returns. Predict with a copy "
+                        "(copy.deepcopy) made before the fit, or after it.")
+                if "coefs_" not in self.__dict__:  # (fitted: skip the generic scan)
+                    check_is_fitted(self)
+                coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+                net = self.__dict__.get("_net")
+                if packed is not None and _same_arrays(packed[1] + packed[2],
+                                                       coefs + intercepts):
+                    net = packed[0]  # packed from the arrays that are still the model
+                    self._expose(net)
+                if net is not None and net.backs(coefs, intercepts):
+                    return (net, self._act_code, self._out_code,
+                            self.__dict__.get("_label_binarizer"), self.n_outputs_)
+            # Packing copies every weight (after unpickling, or once the user
+            # replaced coefs_): not under the lock every estimator's fit and
+            # predict take.  Had the arrays changed meanwhile, pack them again.
+            packed = (_packed(coefs, intercepts), coefs, intercepts)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_output(self._forward_pass_fast(X, check_input=False), y,
@@ -494,6 +502,21 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 error.args = (message,)  # without skl2onnx's advice to write a converter
                 raise error from None
         return None
+
+
+def _same_arrays(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _packed(coefs, intercepts):
+    """A network holding copies of the weights ``coefs``/``intercepts`` (the
+    common float dtype of the arrays; float64 for any other)."""
+    coefs = [np.asarray(c) for c in coefs]
+    intercepts = [np.asarray(b) for b in intercepts]
+    dtype = np.result_type(*coefs, *intercepts)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    return Network.from_arrays(coefs, intercepts, dtype)
 
 
 def _no_nan(out):

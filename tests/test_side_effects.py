@@ -307,6 +307,56 @@ def test_restarts_keep_the_fit_guard_until_the_fit_ends(monkeypatch, concurrent)
     est.predict(X)
 
 
+def test_packing_a_model_does_not_block_other_estimators(monkeypatch):
+    """A predict that has to pack its weights (after unpickling, or after the
+    user replaced coefs_) did so under the lock every estimator's fit and
+    predict take; the first packing of a process also loads a compiled helper.
+    Another estimator's predict must go on meanwhile."""
+    import pickle
+
+    from fastbp import estimators
+
+    X, y = _digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = BPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+        b = BPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=1).fit(X, y)
+    expected = a.predict(X)
+    a = pickle.loads(pickle.dumps(a))  # its network is packed at its first predict
+    packing, release = threading.Event(), threading.Event()
+    real = estimators.Network.from_arrays.__func__
+
+    def slow_pack(cls, coefs, intercepts, dtype):
+        packing.set()
+        assert release.wait(30)
+        return real(cls, coefs, intercepts, dtype)
+
+    monkeypatch.setattr(estimators.Network, "from_arrays", classmethod(slow_pack))
+    stuck = threading.Thread(target=lambda: box.update(value=a.predict(X)))
+    box = {}
+    stuck.start()
+    assert packing.wait(30)
+    try:
+        other = _in_another_thread_within(lambda: b.predict(X), seconds=10)
+        assert "value" in other, "another estimator's predict waited for the packing"
+    finally:
+        release.set()
+        stuck.join(30)
+    np.testing.assert_array_equal(box["value"], expected)
+    assert a._net.backs(a.coefs_, a.intercepts_)  # and the packed network is kept
+
+
+def _in_another_thread_within(fn, seconds):
+    box = {}
+
+    def run():
+        box["value"] = fn()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=seconds)
+    return box
+
+
 def test_a_predict_that_read_the_model_before_a_fit_finishes_on_that_model():
     """The race a lock cannot close (the predict read its model, then a warm
     start or partial_fit began): the fit trains a network of its own, so the
