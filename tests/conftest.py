@@ -79,3 +79,19 @@ def all_dispatchers():
             if isinstance(obj, CPUDispatcher) and obj not in DISPATCHERS.values():
                 found[f"{mod.__name__}.{name}"] = obj
     return found
+
+
+def _numba_threads():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+# For tests that compare a multi-threaded fit with another, or need two starts
+# or kernels to really run at the same time: with one numba thread n_jobs=2
+# resolves to 1 and such a test would compare a thing with itself.
+# (test_threads.py's subprocess test asks for more threads in child processes.)
+needs_two_threads = pytest.mark.skipif(
+    _numba_threads() < 2,
+    reason="numba offers one thread here (NUMBA_NUM_THREADS=1 or a 1-CPU machine): "
+           "n_jobs=2 would run on one thread and the test compare a thing with itself")

@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
 
 from _fit_digest import fitted_state
+from conftest import needs_two_threads
 from fastbp import BPClassifier, BPRegressor
 from fastbp import _kernels as K
 from fastbp._threads import resolve_n_threads
@@ -36,13 +37,6 @@ def _fit(X, y, **kw):
         return BPClassifier(hidden_layer_sizes=(33, 17), max_iter=4, random_state=0, **kw).fit(X, y)
 
 
-needs_two_threads = pytest.mark.skipif(
-    numba.config.NUMBA_NUM_THREADS < 2,
-    reason="numba offers one thread here (NUMBA_NUM_THREADS=1 or a 1-CPU machine); "
-           "test_fits_identical_across_thread_settings_and_processes covers this "
-           "in subprocesses that ask for more")
-
-
 def _spy_kernel_calls(monkeypatch):
     """Record (parallel kernel?, numba's thread count) for each compiled epoch call."""
     from fastbp import _training
@@ -58,12 +52,59 @@ def _spy_kernel_calls(monkeypatch):
     return calls
 
 
+def _force_parallel(monkeypatch):
+    """Every compiled epoch call of a fit with n_threads > 1 runs the parallel
+    kernel (the Pacer would run the serial twin when it is faster, as on a busy
+    machine, and then a multi-threaded fit may not run the parallel one at all)."""
+    from fastbp import _training
+
+    def always(self):
+        self._last = self.enabled
+        return self.enabled
+
+    monkeypatch.setattr(_training.Pacer, "use_parallel", always)
+
+
+@needs_two_threads
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_same_seed_same_n_jobs_is_bitwise_reproducible(digits, solver):
+def test_same_seed_same_n_jobs_is_bitwise_reproducible(digits, solver, monkeypatch):
+    """Two fits with n_jobs=2, every epoch call on the parallel kernel with two
+    threads: bitwise the same model (how the threads share the blocks, and
+    which thread ends first, must not show in the result)."""
     X, y = digits
+    calls = _spy_kernel_calls(monkeypatch)
+    _force_parallel(monkeypatch)
     a = _fit(X, y, n_jobs=2, solver=solver)
+    assert calls and set(calls) == {(True, 2)}
+    calls.clear()
     b = _fit(X, y, n_jobs=2, solver=solver)
+    assert calls and set(calls) == {(True, 2)}
     assert fitted_state(a, X) == fitted_state(b, X)
+
+
+@needs_two_threads
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_n_jobs_none_follows_numba_threads_and_gives_the_same_model(digits, solver,
+                                                                    monkeypatch):
+    """n_jobs=None fits with numba's current thread count: under
+    numba.set_num_threads(1) only the serial kernel runs, under
+    numba.set_num_threads(2) the parallel one on two threads; every fitted
+    attribute is bitwise the same."""
+    X, y = digits
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # (it would cap n_jobs=None)
+    calls = _spy_kernel_calls(monkeypatch)
+    _force_parallel(monkeypatch)
+    states = {}
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            calls.clear()
+            states[threads] = fitted_state(_fit(X, y, n_jobs=None, solver=solver), X)
+            assert numba.get_num_threads() == threads  # (restored after the fit)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        assert calls and set(calls) == {(threads > 1, threads)}
+    assert states[1] == states[2]
 
 
 @needs_two_threads
@@ -119,7 +160,7 @@ def _failing_fit(X, y, n_jobs, monkeypatch):
         _fit(X, y, n_jobs=n_jobs)
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=needs_two_threads)])
 @pytest.mark.parametrize("path", ["success", "lbfgs", "diverged", "interrupted", "error"])
 def test_thread_settings_are_restored(digits, n_jobs, path, monkeypatch):
     """numba's thread count and the BLAS thread limits are back to what they were
@@ -189,11 +230,11 @@ def test_predict_from_many_python_threads(digits):
 
 def test_fit_from_python_threads(digits):
     X, y = digits
-    expected = _fit(X, y, n_jobs=2).coefs_[0]
+    expected = fitted_state(_fit(X, y, n_jobs=2), X)
     with ThreadPoolExecutor(max_workers=2) as pool:
         fitted = list(pool.map(lambda _: _fit(X, y, n_jobs=2), range(2)))
     for est in fitted:
-        np.testing.assert_array_equal(est.coefs_[0], expected)
+        assert fitted_state(est, X) == expected
 
 
 def _child_predict(clf, X, queue):
@@ -312,15 +353,26 @@ def test_grid_search_scores_do_not_depend_on_n_jobs():
     assert results[1]["mean_test_score"].max() > 0.5  # a real fit, not a constant
 
 
-def test_regressor_threads_invariant():
+@needs_two_threads
+def test_regressor_threads_invariant(monkeypatch, schedule):
+    """A two-output regressor: n_jobs=1 (serial kernel only) and n_jobs=2
+    (parallel kernel on two threads for every call) give bitwise the same
+    fitted model, every attribute, under either gradient schedule."""
     rng = np.random.RandomState(0)
     X = rng.rand(300, 6)
     y = np.c_[X.sum(1), X[:, 0] - X[:, 1]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        a = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=1).fit(X, y)
-        b = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0, n_jobs=2).fit(X, y)
-    np.testing.assert_array_equal(a.coefs_[1], b.coefs_[1])
+    calls = _spy_kernel_calls(monkeypatch)
+    _force_parallel(monkeypatch)
+    states = {}
+    for n_jobs in (1, 2):
+        calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = BPRegressor(hidden_layer_sizes=(13,), max_iter=3, random_state=0,
+                              n_jobs=n_jobs).fit(X, y)
+        states[n_jobs] = fitted_state(est, X)
+        assert calls and set(calls) == {(n_jobs > 1, n_jobs)}
+    assert states[1] == states[2]
 
 
 def test_pacer_prefers_the_faster_kernel_and_reprobes_with_backoff():
@@ -401,7 +453,9 @@ def test_a_short_fit_runs_the_serial_kernel_while_the_gate_is_closed(digits, mon
     from fastbp import _config, _threads, _training
 
     X, y = digits
+    calls = _spy_kernel_calls(monkeypatch)
     ref = _fit(X, y, n_jobs=2)  # the conftest's eager gates: the parallel kernel
+    assert (True, 2) in calls
     kernels = []
     real_run = _training._run_batches
 
@@ -455,6 +509,7 @@ def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
     epochs.append(covered)
     assert len(epochs) == 4 and all(e[-1][1] == 20 for e in epochs)
 
+
 @needs_two_threads
 def test_switching_kernels_mid_fit_gives_identical_weights(digits, monkeypatch):
     from fastbp import _training
@@ -472,8 +527,7 @@ def test_switching_kernels_mid_fit_gives_identical_weights(digits, monkeypatch):
     monkeypatch.setattr(_training.Pacer, "use_parallel", alternate)
     mixed = _fit(X, y, n_jobs=2)
     assert flip["n"] > 8
-    for a, b in zip(ref.coefs_ + ref.intercepts_, mixed.coefs_ + mixed.intercepts_):
-        np.testing.assert_array_equal(a, b)
+    assert fitted_state(mixed, X) == fitted_state(ref, X)
 
 
 def test_uses_partials_picks_the_smaller_exchange():
