@@ -28,14 +28,22 @@ arriving while a pin is released does not leave the library pinned (the
 release is retried to its end, then the interrupt is raised), and a child
 forked while any thread held a pin restores the libraries.
 
-What remains: OpenBLAS (0.3.30, 0.3.31: scipy's and numpy's wheels) ignores a
-thread count set from a thread other than the main one once the main thread
-has set one (any ``threadpool_limits`` or fastbp call there does).  A fit or
-predict from such a thread then leaves BLAS as it is and the kernels' BLAS
-calls may use OpenBLAS's threads: slower, never another result (the tests fit
-from Python threads and compare bitwise).  ``openblas_set_num_threads_local``,
-called in each thread that calls BLAS, would remove the process-wide pin
-altogether; not done yet.
+Any Python thread pins (``_set_num_threads``).  threadpoolctl (from 3.8) lets
+only one "controlling" Python thread set a process-wide OpenBLAS pool (pthreads
+builds, as scipy's and numpy's wheels are): the first to call
+``set_num_threads`` keeps control while it lives, and the other threads' calls
+are silently dropped.  Left to that, the first thread to pin (usually the main
+one) would keep control, a pin from any other thread -- a thread pool's, a dask
+worker's -- would do nothing, and L-BFGS from there would run scipy's ``ddot``
+on OpenBLAS's threads: another rounding, another model.  So a set that
+threadpoolctl drops is made again after taking control, and control is handed
+back after every set, under this module's lock (a user's ``threadpool_limits``
+in another thread takes it again at its next set).
+
+What remains: OpenBLAS's count is one per process, so a pin from any thread
+pins every thread's BLAS calls while it is held (the counts above restore it).
+``openblas_set_num_threads_local``, called in each thread that calls BLAS,
+would confine the pin to fastbp's threads; not done yet.
 """
 
 import os
@@ -75,6 +83,25 @@ def _libraries(which):
     return _PINS.libraries[which]
 
 
+def _set_num_threads(lib, n):
+    """``lib.set_num_threads(n)``, obeyed whichever Python thread calls it (under
+    ``_PINS.lock``).  threadpoolctl's OpenBLAS controller drops the call unless
+    this thread controls OpenBLAS or no thread does; if it was dropped, this
+    thread takes control from the other one and sets again.  Control is handed
+    back after, so that no thread keeps it for its lifetime because it ran
+    fastbp (the user's ``threadpool_limits`` elsewhere would then do nothing)."""
+    release = getattr(type(lib), "clear_controlling_thread", None)  # threadpoolctl >= 3.8
+    lib.set_num_threads(n)
+    if release is None:
+        return
+    for _ in range(3):  # (another thread may take control between the two calls)
+        if lib.get_num_threads() == n:
+            break
+        release(force=True)
+        lib.set_num_threads(n)
+    release()  # if this thread has control
+
+
 def _pin(token, libs):
     with _PINS.lock:
         for lib in libs:  # saved before anything is set: an interrupt loses nothing
@@ -82,7 +109,7 @@ def _pin(token, libs):
                 _PINS.saved[lib] = lib.get_num_threads()
         _PINS.holders[token] = (threading.get_ident(), tuple(libs))
         for lib in libs:
-            lib.set_num_threads(1)
+            _set_num_threads(lib, 1)
 
 
 def _release(token):
@@ -92,7 +119,7 @@ def _release(token):
         _PINS.holders.pop(token, None)
         held = {lib for _, libs in _PINS.holders.values() for lib in libs}
         for lib in [lib for lib in _PINS.saved if lib not in held]:
-            lib.set_num_threads(_PINS.saved[lib])
+            _set_num_threads(lib, _PINS.saved[lib])
             del _PINS.saved[lib]  # only once restored
 
 
