@@ -19,6 +19,15 @@ at import, before any kernel can be compiled or loaded), from ``FASTBP_BLAS``:
   forward products, 26-55% on the weight gradients.  Without MKL installed,
   fastbp warns and uses OpenBLAS.
 
+A second symbol, ``GEMM_VECTORS_SYMBOL``, is a flag (a C ``int``) the kernels
+read at run time: whether single-column products -- a single-output layer's,
+which ``np.dot`` in compiled code sends to numba's ``?gemv`` (``?dot`` for one
+row) on scipy's OpenBLAS whatever this module binds -- go through the bound GEMM
+as well.  0 with OpenBLAS, where ``?gemv`` is faster than its ``?gemm`` with one
+column and keeps every fit's bits; 1 with MKL, so that no product of the
+kernels runs on OpenBLAS.  Products small enough for the kernels' own loops
+(``fastbp._kernels.linalg``) call no BLAS with either backend.
+
 The weights are as reproducible with either backend (the blocks, and so the
 products, depend on the machine only), but MKL rounds differently from
 OpenBLAS: a fit with one backend is not bitwise a fit with the other.
@@ -30,12 +39,13 @@ import os
 import sys
 import warnings
 
-__all__ = ["GEMM_SYMBOL", "backend", "install"]
+__all__ = ["GEMM_SYMBOL", "GEMM_VECTORS_SYMBOL", "backend", "install"]
 
 GEMM_SYMBOL = "fastbp_xxgemm"
+GEMM_VECTORS_SYMBOL = "fastbp_gemm_vectors"
 BACKENDS = ("openblas", "mkl")
 
-_bound = {"backend": None, "keep": None}
+_bound = {"backend": None, "keep": None, "vectors": None}
 
 # MKL's C enums (mkl_cblas.h, mkl_service.h)
 _COL_MAJOR, _NO_TRANS, _TRANS = 102, 111, 112
@@ -123,6 +133,9 @@ def install(requested=None):
             address, _bound["keep"] = _mkl_adapter(mkl)
     if address is None:
         address = _helperlib.c_helpers["xxgemm"]
+    vectors = ctypes.c_int(1 if name == "mkl" else 0)  # lives as long as the process
     llvm.add_symbol(GEMM_SYMBOL, address)
+    llvm.add_symbol(GEMM_VECTORS_SYMBOL, ctypes.addressof(vectors))
+    _bound["vectors"] = vectors
     _bound["backend"] = name
     return name

@@ -8,6 +8,11 @@ block of rows of W (``gemm_tn_cols``) call ?gemm directly on the column block
 in place (``gemm_rm``), or loops for shapes where that is slow.  The choice
 depends only on the shapes, so it is the same for every thread count.
 
+Every BLAS call goes through the symbol ``fastbp._blas`` binds (``_xgemm``)
+but one: on OpenBLAS, ``gemm_nn`` leaves single-column products to numba's
+``np.dot`` (``?gemv``, ``?dot``), which numba always sends to scipy's OpenBLAS;
+with MKL bound, the flag ``_vectors_by_gemm`` sends them to ``_xgemm`` too.
+
 Pure multiply-add loops: compiled with ``FASTMATH_SAFE`` (no nnan/ninf).
 """
 
@@ -87,6 +92,19 @@ def _xgemm(typingctx, ta, tb, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_
     return sig, codegen
 
 
+@intrinsic
+def _vectors_by_gemm(typingctx):
+    """Whether single-column products go through ``_xgemm`` too: the flag
+    ``fastbp._blas.GEMM_VECTORS_SYMBOL`` (set with MKL), read at run time so
+    that one compiled, cached kernel serves both backends."""
+    def codegen(context, builder, sig, args):
+        int32 = ir.IntType(32)
+        flag = builder.load(context.get_c_value(builder, int32, _blas.GEMM_VECTORS_SYMBOL))
+        return builder.icmp_signed("!=", flag, ir.Constant(int32, 0))
+
+    return types.boolean(), codegen
+
+
 @jit
 def gemm_rm(trans_a, trans_b, m, n, k, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     """Row-major strided GEMM on flat buffers, without copies.
@@ -116,9 +134,13 @@ def gemm_nn(A, B, C):
     """C <- A @ B.  Shapes: A (m, k), B (k, n), C (m, n).  Mutates C."""
     m, k = A.shape
     n = B.shape[1]
-    if n == 1:  # one column: numba's np.dot calls ?gemv, 1.0-2.5x faster than the
-        np.dot(A, B, C)  # loop (>= 64x16)
-    elif m * n * k >= SMALL_MACS:  # np.dot's ?gemm call, through the bound BLAS
+    if n == 1 and not _vectors_by_gemm():
+        # one column on OpenBLAS: numba's np.dot calls ?gemv (?dot for one row),
+        # 1.0-2.5x faster than the loop (>= 64x16)
+        np.dot(A, B, C)
+    elif n == 1 or m * n * k >= SMALL_MACS:
+        # np.dot's ?gemm call, through the bound BLAS; with MKL the single
+        # columns too, which np.dot would send to OpenBLAS whatever is bound
         if m > 0:
             _xgemm(_NO, _NO, n, m, k, B, 0, _row_stride(B), A, 0, _row_stride(A), 0.0, C, 0,
                    _row_stride(C))
