@@ -52,8 +52,10 @@ def precompile(dtypes=("float32", "float64"), parallel=True, extended=False):
             for data, batch_size in ((X, "auto"), (X, 16), (sp.csr_matrix(X), "auto")):
                 for options in ([{}, dict(activation="gelu", dropout=0.1)] if extended
                                 else [{}]):
+                    # (early stopping: the validation loss's kernel too)
                     clf = BPClassifier(hidden_layer_sizes=(2,), max_iter=1, n_jobs=n_jobs,
-                                       batch_size=batch_size, random_state=0, **options)
+                                       batch_size=batch_size, random_state=0,
+                                       early_stopping=True, **options)
                     with warnings.catch_warnings(), eager_parallel():
                         warnings.simplefilter("ignore", ConvergenceWarning)
                         clf.fit(data, y)

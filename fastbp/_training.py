@@ -24,7 +24,7 @@ from ._kernels import kernels_for
 from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER
 from ._kernels.optimizers import NONE, SUMS
 from ._kernels.activations import GELU
-from ._kernels.network import dataset_loss, sum_rowsq
+from ._kernels.network import sum_rowsq
 from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_options
@@ -628,6 +628,9 @@ def validation_score_and_loss(est, net, val, n_threads):
     output = forward_pass(net, val.X, est._act_code, est._out_code, n_threads)
     with pinned("all"):  # scikit-learn's scorers call numpy's BLAS (a weighted dot)
         score = est._score_output(output, val.y, val.sw_score)
+    # (the loss depends on the output code only: a fit with one of fastbp's
+    # activations but a canonical loss needs no extended loss code)
+    dataset_loss = kernels_for("dataset_loss", 0, est._out_code)
     loss = dataset_loss(output, val.Y, val.sw, net.sizes, net.params, est._out_code,
                         float(est.alpha), float(np.finfo(net.dtype).eps), est._huber_delta)
     return score, float(loss)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,38 @@ def test_a_short_fit_compiles_no_parallel_kernel_unless_cached(tmp_path):
     assert {"train_batches_parallel", "predict_parallel"} <= set(warm["stats"]), warm["stats"]
     assert all(m == 0 for _, m in warm["stats"].values()), warm["stats"]
     np.testing.assert_array_equal(cold["coef"], warm["coef"])
+
+
+_CHILD_EARLY_STOPPING = textwrap.dedent("""
+    import json, warnings
+    import numpy as np
+    from fastbp import BPClassifier
+    from conftest import all_dispatchers
+    warnings.simplefilter("ignore")
+    X = np.random.RandomState(0).rand(300, 5)
+    y = (X[:, 0] > 0.5).astype(int)
+    BPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, n_jobs=1,
+                 early_stopping=True, validation_metric="loss").fit(X, y)
+    print(json.dumps(sorted(n for n, d in all_dispatchers().items() if d.signatures)))
+""")
+
+
+@pytest.mark.slow
+def test_an_early_stopping_fit_with_default_options_compiles_no_extended_code():
+    """The validation loss linked every loss's code (codes 4-7 of
+    ``loss_and_delta_any``) into every early-stopping fit, where the README says
+    the default options never compile the extended build.  Compiled without a
+    cache, so that each function a fit needs is compiled in the child and shows."""
+    env = dict(os.environ, FASTBP_CACHE="0",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent),
+                                           os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", _CHILD_EARLY_STOPPING], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    compiled = json.loads(out.stdout.strip().splitlines()[-1])
+    assert any("dataset_loss" in name for name in compiled), compiled
+    assert not [name for name in compiled if "extended" in name or name.endswith("_any")], (
+        compiled)
 
 
 def test_cache_falls_back_when_no_directory_is_writable(monkeypatch):

@@ -19,6 +19,8 @@ from collections import namedtuple
 from .activations import LEAKY_RELU
 from .losses import EXP_POISSON
 from .network import (
+    dataset_loss,
+    dataset_loss_extended,
     predict_extended_parallel,
     predict_extended_serial,
     predict_parallel,
@@ -61,12 +63,15 @@ def uses_extended(act_code, out_code=0, dropout=False):
 def kernels_for(kind, act_code, out_code=0, dropout=False):
     """The (serial, parallel) pair of ``kind`` ("train" or "predict") that
     runs these options, or for "predict_rows" (a few dense rows, serial only)
-    the one dispatcher: the one place a kernel build is chosen."""
+    and "dataset_loss" (the validation loss) the one dispatcher: the one place
+    a kernel build is chosen."""
     extended = uses_extended(act_code, out_code, dropout)
     if kind == "train":
         return TRAIN_EXTENDED if extended else TRAIN
     if kind == "predict_rows":
         return predict_rows_extended if extended else predict_rows
+    if kind == "dataset_loss":
+        return dataset_loss_extended if extended else dataset_loss
     return PREDICT_EXTENDED if extended else PREDICT
 
 

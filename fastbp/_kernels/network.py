@@ -608,18 +608,20 @@ def _predict_rows(X, sizes, params, out, ws, act_code, out_code):
     return count_nan(out)
 
 
-@jit
-def dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta):
+def _dataset_loss(A, Y, sw, sizes, params, out_code, alpha, clip_eps, huber_delta):
     """The loss of the outputs ``A`` (n, n_out) against ``Y`` with weights ``sw``,
     as a mini-batch's loss is computed in training: sum of the weighted row
     losses / sum(sw) + alpha / 2 * ||W||^2 / sum(sw).  For the validation loss
     (called from Python once per epoch, so it may allocate).  Returns a float.
+    Two builds, like the epoch kernel's: ``dataset_loss`` for the canonical
+    output codes, ``dataset_loss_extended`` for every code (the extended
+    losses' code is compiled only when a fit uses one).
     """
     n = A.shape[0]
     rows_idx = np.arange(n)
     D = np.empty_like(A)
     rowloss = np.empty(n, dtype=np.float64)
-    loss_and_delta_any(A, Y, sw, rows_idx, D, rowloss, out_code, clip_eps, huber_delta)
+    output_loss(A, Y, sw, rows_idx, D, rowloss, out_code, clip_eps, huber_delta)
     data_loss = 0.0
     sw_sum = 0.0
     for r in range(n):
@@ -639,4 +641,6 @@ train_batches_extended_serial, train_batches_extended_parallel = jit_variants(
 predict_extended_serial, predict_extended_parallel = jit_variants(
     _predict, EXTENDED_LEAVES, "_extended")
 predict_rows = jit_build(_predict_rows, None, "")
+dataset_loss = jit_build(_dataset_loss, None, "")
+dataset_loss_extended = jit_build(_dataset_loss, EXTENDED_LEAVES, "_extended")
 predict_rows_extended = jit_build(_predict_rows, EXTENDED_LEAVES, "_extended")
