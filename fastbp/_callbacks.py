@@ -39,8 +39,8 @@ CALLBACK_STATE = ("_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_tear
                   "_parent_callback_ctx")
 
 # Work (multiply-adds of the forward and backward passes) above which an epoch
-# reports its progress in blocks of about this much: ~10 s at ~20 GFLOP/s, so
-# an hours-long run on huge epochs still moves a progress bar.
+# reports its progress in blocks of about this much: seconds per block on
+# current cores, so an hours-long run on huge epochs still moves a progress bar.
 BLOCK_FLOPS = 2e11
 
 

@@ -39,9 +39,9 @@ ALIGN = 64
 PREDICT_BLOCK_ROWS = 512
 
 # Up to this many dense rows, predict runs ``predict_rows`` (loops, no BLAS, no
-# threads): its fixed cost is a few microseconds where BLAS's and the thread
-# pinning's are tens (OpenBLAS packs all of W per call).  Measured at 784 x 128
-# (Xeon, AVX-512): 10 rows 41 us with loops, 81 us with BLAS; even at 24 rows.
+# threads): its fixed cost is far below BLAS's and the thread pinning's
+# (OpenBLAS packs all of W per call), so loops win for a few rows; this bound
+# stays below the row count where they stopped winning when measured.
 SMALL_PREDICT_ROWS = 16
 
 

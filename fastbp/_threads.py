@@ -5,7 +5,8 @@ Inside a fastbp call:
 * numba runs ``n_threads`` threads (``numba.set_num_threads``, thread-local in
   numba, restored in ``finally``);
 * BLAS is pinned to one thread (threadpoolctl, restored on exit), because the
-  kernels call ``np.dot`` from inside their parallel regions on blocks each
+  kernels call BLAS (``?gemm`` through ``fastbp._blas``, numba's ``?gemv`` for
+  single columns on OpenBLAS) from inside their parallel regions on blocks each
   thread owns: two thread pools never compete for the cores.  Which libraries,
   and for how long: ``fastbp._blas_pin``.
 
@@ -158,11 +159,10 @@ def choose(pair, n_threads):
 
 
 # Seconds of serial work after which compiling a parallel build that is not
-# compiled yet (neither in this process nor in numba's disk cache) pays back.
-# Measured on 2 cores: the parallel epoch kernel takes about 5.5 s to compile
-# on top of the serial one (whose callees it shares) and runs a fit 1.3-1.8x
-# faster, so it saves 25-45% of the serial time: it pays from about 15 s of
-# serial training.  The parallel predict kernel compiles in about 1.2 s.
+# compiled yet (neither in this process nor in numba's disk cache) pays back:
+# its compile time divided by the share of the serial time it saves (the
+# README's Compilation and caching section gives both, as measured on 2
+# cores); the predict kernel compiles in a fraction of the epoch kernel's time.
 PARALLEL_PAYBACK_SECONDS = {"train": 15.0, "predict": 3.0}
 
 

@@ -29,18 +29,18 @@ from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
 from ._validation import _check_optimize_result, dropout_rates, lbfgs_iprint_options
 
-# Work per compiled call, in floating-point operations (about 10-50 ms here):
-# epochs larger than this run in several calls, so Ctrl-C (checked between
-# calls) is honoured at once, the Pacer can react to a busy machine, and
-# per-call hooks have a place.
+# Work per compiled call, in floating-point operations (a small fraction of a
+# second on current cores; the README's Guarantees give the measured Ctrl-C
+# latencies): epochs larger than this run in several calls, so Ctrl-C (checked
+# between calls) is honoured at once, the Pacer can react to a busy machine,
+# and per-call hooks have a place.
 CALL_FLOPS = 1e9
 # Work per compiled call of an L-BFGS evaluation (see ``lbfgs_workspace``):
 # larger than an epoch's calls, since each chunk's sums cross into Python
-# (measured on 10^4 x 784 -> 128: 1e9-flop chunks made an evaluation 5-10%
-# slower than one call, 1e10 changed nothing; on 10^5 x 200 -> 512 they were
-# 18% faster than one call, the activations staying in cache).  A chunk of
-# 1e10 takes 0.03 s here (float32, AVX-512), a few tenths of a second on one
-# older core in float64: well within the second Ctrl-C may wait.
+# (smaller chunks made an evaluation measurably slower than one call; chunks
+# this size cost nothing, and on large data were faster, the activations
+# staying in cache), yet a chunk still ends well within the second Ctrl-C may
+# wait, even in float64 on one older core (README, Guarantees).
 LBFGS_CALL_FLOPS = 1e10
 
 
@@ -126,7 +126,7 @@ def shuffled(sample_idx, random_state):
     """``sklearn.utils.shuffle(sample_idx, random_state=random_state)``, same draw.
 
     scikit-learn's shuffle goes through ``resample``, whose generic validation
-    cost ~0.3 ms per epoch (10% of a small fit); its draw is exactly
+    was a noticeable share of a small fit's epochs; its draw is exactly
     ``RandomState.shuffle(arange(n))`` applied to the array, done here directly
     (``test_training.py`` checks they agree).
     """
@@ -314,8 +314,8 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     gate = None
     if n_threads > 1:
         # (the arguments' types decide which specialization runs; a workspace
-        # that partial_fit reuses keeps its gate: typing 29 arguments per
-        # streaming call cost 0.2 ms of 3)
+        # that partial_fit reuses keeps its gate: typing the kernel's arguments
+        # again was a noticeable share of a streaming call)
         kept_for, gate = ws.train_gate
         if kept_for is not parallel:
             gate = _threads.gate(parallel, "train", _batch_args(
@@ -671,8 +671,9 @@ def lbfgs_workspace(est, net, n, sparse):
     """L-BFGS's workspace: for all ``n`` rows when a full-batch evaluation is
     at most ``LBFGS_CALL_FLOPS`` of work (one compiled call, as scikit-learn's
     one product per layer), else for row chunks of that much work.  Ctrl-C waits
-    for the compiled call it lands in: a 10^6-row evaluation in one call took
-    5-10 s here, and its workspace held every row's activations (5 GB).  The
+    for the compiled call it lands in: a 10^6-row evaluation in one call ran
+    for seconds, and its workspace held every row's activations (the README's
+    Guarantees give the measurements).  The
     chunk is a function of the shapes only, so the sums' order, and the fit,
     stay independent of the thread count.
     """

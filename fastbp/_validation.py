@@ -1,9 +1,12 @@
 """Parameter constraints, data validation and every private scikit-learn import.
 
 scikit-learn's constraint helpers (``Interval``, ``StrOptions``, ``Options``),
-``_fit_context``, ``_check_sample_weight``, ``_check_partial_fit_first_call``
-and ``_check_optimize_result`` are private; they are imported here and nowhere
-else, so a scikit-learn release that moves one breaks one file.
+``_fit_context``, ``_check_sample_weight``, ``_check_partial_fit_first_call``,
+``_check_optimize_result``, ``_get_additional_lbfgs_options_dict`` and its MLP
+optimizers (``sklearn_optimizers``, for ``fastbp.interop``) are private; they
+are imported here and nowhere else in the package, so a scikit-learn release
+that moves one breaks one file.  (scikit-learn >= 1.9 is required: no
+fallbacks for older releases.)
 """
 
 from numbers import Integral, Real
@@ -15,32 +18,18 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import validate_data
 
-try:  # sklearn >= 1.3
-    from sklearn.base import _fit_context
-except ImportError:  # pragma: no cover
-    def _fit_context(prefer_skip_nested_validation):
-        def decorator(fit_method):
-            def wrapper(estimator, *args, **kwargs):
-                estimator._validate_params()
-                return fit_method(estimator, *args, **kwargs)
-            return wrapper
-        return decorator
-
+from sklearn.base import _fit_context
+from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
 from sklearn.utils.optimize import _check_optimize_result  # noqa: F401
 from sklearn.utils.validation import _check_sample_weight
-
-try:
-    from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
-except ImportError:  # pragma: no cover
-    def _get_additional_lbfgs_options_dict(key, value):
-        return {key: value}
 
 __all__ = [
     "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context",
     "check_sample_weight", "dropout_rates", "fit_label_binarizer", "check_known_classes",
     "class_weighted",
-    "validate_data", "lbfgs_iprint_options", "_check_partial_fit_first_call",
+    "validate_data", "lbfgs_iprint_options", "sklearn_optimizers",
+    "_check_partial_fit_first_call",
     "_check_optimize_result",
 ]
 
@@ -183,6 +172,14 @@ def weights_cancel(sample_weight):
     return bool(np.isfinite(total) and total <= bound)
 
 
+def sklearn_optimizers():
+    """scikit-learn's MLP optimizer classes ``(SGDOptimizer, AdamOptimizer)``
+    (imported when asked: only ``fastbp.interop.to_sklearn`` needs them)."""
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+
+    return SGDOptimizer, AdamOptimizer
+
+
 def lbfgs_iprint_options(verbose):
     iprint = 1 if (verbose is True or verbose >= 1) else -1
     return _get_additional_lbfgs_options_dict("iprint", iprint)
@@ -266,8 +263,8 @@ def binarize_labels(label_binarizer, y):
     """``label_binarizer.transform(y).astype(bool)``, directly for 1-D labels.
 
     The common case (binary or multiclass labels, all in ``classes_``) is one
-    ``searchsorted``; sklearn's generic path re-derives the target type twice and
-    cost 2 ms per fit of 10000 rows (a tenth of a small fit).  Anything else
+    ``searchsorted``; sklearn's generic path re-derives the target type twice,
+    a noticeable share of a small fit.  Anything else
     (multilabel, unseen labels) goes through the binarizer.
     """
     classes = label_binarizer.classes_

@@ -101,8 +101,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
     @classmethod
     def _get_param_names(cls):
         # scikit-learn parses the __init__ signature on every get_params (which
-        # fit's validation, _snapshot and clone call): about 40 us of every fit
-        # here.  The signature of a class does not change: parse it once.
+        # fit's validation, _snapshot and clone call), a noticeable share of a
+        # small fit.  The signature of a class does not change: parse it once.
         names = _PARAM_NAMES.get(cls)
         if names is None:
             names = _PARAM_NAMES[cls] = super()._get_param_names()
@@ -373,11 +373,11 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         """Whether ``validate_data(X, reset=False)`` would return X itself, but
         for the finiteness check: a non-empty 2-D float ndarray with the fitted
         number of columns, for a model fitted without feature names.  Checked
-        directly, that costs ~2 us where scikit-learn's generic checks cost ~40
-        (a one-row predict's whole budget); anything else goes through them,
-        with their messages.  Whether X is finite the forward pass tells
-        (``forward_pass(check_finite=True)``): a scan of a 10000 x 784 X took
-        1.4 ms of a 7.8 ms predict."""
+        directly, that costs a small fraction of scikit-learn's generic checks,
+        which would be most of a one-row predict's time; anything else goes
+        through them, with their messages.  Whether X is finite the forward
+        pass tells (``forward_pass(check_finite=True)``): a separate scan of X
+        was a large share of a predict."""
         return (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0
                 and X.dtype in _FLOAT_DTYPES
                 and X.shape[1] == self.__dict__.get("n_features_in_", -1)
@@ -522,7 +522,7 @@ def _packed(coefs, intercepts):
 def _no_nan(out):
     """``out``, unless a finite X overflowed the forward pass into NaN (inf -
     inf, or a softmax of infinite logits): a prediction is never NaN without
-    saying why.  (An output of 10000 x 10 scans in ~10 us.)"""
+    saying why.  (The scan is of the output, small next to the forward pass.)"""
     bad = np.isnan(out).any(axis=1)
     if bad.any():
         raise ValueError(

@@ -24,6 +24,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
+from ._validation import sklearn_optimizers
+
 __all__ = ["from_sklearn", "to_sklearn"]
 
 _SKLEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -111,7 +113,7 @@ def to_sklearn(est):
 
 
 def _sklearn_optimizer(est, opt):
-    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+    SGDOptimizer, AdamOptimizer = sklearn_optimizers()
 
     shapes = [c.shape for c in est.coefs_] + [b.shape for b in est.intercepts_]
     params = [np.asarray(p) for p in list(est.coefs_) + list(est.intercepts_)]

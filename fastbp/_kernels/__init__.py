@@ -9,9 +9,12 @@ path: scikit-learn's activations and losses, no dropout) and the extended one
 
 Calling convention: read-only inputs, then parameters, workspaces and outputs
 (mutated in place), then integer codes, hyper-parameters and ranges.  Kernels
-return None or a float loss.  All float arrays of one call share one dtype
-(float32 or float64), index arrays are int64, so each dispatcher has at most
-two specializations.
+return None or a float loss.  The float arrays of one call share one dtype
+(float32 or float64) but for those always in float64 (the per-row squared
+norms and losses ``rowsq`` and ``rowloss``, ``hyper``, the dropout rates), and
+index arrays are int64, so an entry point has one specialization per dtype,
+input kind (dense or CSR) and gradient schedule it has run: up to six
+(``tests/test_compile.py`` counts them).
 """
 
 from collections import namedtuple

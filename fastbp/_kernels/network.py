@@ -24,7 +24,7 @@ identical whatever the number of threads (OpenBLAS's sgemm rounds row blocks of
 different sizes differently, so splitting by thread would not be):
 
 1. rows (a parallel region): block j holds batch rows [j*b/J, (j+1)*b/J).  Its
-   thread gathers them, runs the forward pass (``np.dot`` into its row slice,
+   thread gathers them, runs the forward pass (``gemm_nn`` into its row slice,
    bias, activation), the output loss and delta, and the delta recursion
    delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first hidden layer
    (``forward_backward_rows``).
@@ -52,7 +52,7 @@ branch pruning; a test on anything else, or on an array's value, is not).
 So Python passes ``None`` for the CSR arrays of dense input, and ``partials``
 is 2-D on its schedule and an empty 1-D array on the parameter-owned one: the
 dense specialization never types the CSR products, nor one schedule the
-other's (a digits fit compiled 1.5 s less).  Empty CSR arrays are still
+other's (less to compile for every fit).  Empty CSR arrays are still
 accepted (the branches then test the length at run time).  So a build has a
 specialization per dtype and per (input kind, schedule) it has run.
 
@@ -190,8 +190,8 @@ def sum_rowsq(rowsq, n):
 # ``*_extended`` ones, which handle every code.  Both are built from the same
 # bodies (``jit_build`` / ``jit_variants`` with other callees): numba optimizes
 # every linked function again inside each kernel, so the options the default
-# path never uses would otherwise add their compile time to it (measured: 3 s
-# of a 14 s cold start).  Python picks the build (``fastbp._kernels.uses_extended``).
+# path never uses would otherwise add their compile time to every cold start.
+# Python picks the build (``fastbp._kernels.uses_extended``).
 
 @jit
 def hidden_forward_core(A_out, bias, pre, pre_start, rows_idx, dropout_key, act_code, rate,
@@ -337,7 +337,7 @@ def sum_partials_and_step(partials, grad_sums, params, moments, rowsq, sizes, w_
     n_coef = w_off[n_layers]
     n_params = grad_sums.shape[0]
     # Loops, not ``grad_sums[:] = partials[0]``: numba's slice assignment
-    # compiles a shape-error message builder that took 3 s.
+    # compiles a shape-error message builder, slow to compile.
     first = partials[0]
     for p in range(n_params):
         grad_sums[p] = first[p]
