@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _callbacks, _training
+from . import _callbacks, _lbfgs, _training
 
 __all__ = ["fit_with_restarts", "start_seeds", "starts_run_concurrently"]
 
@@ -102,7 +102,7 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
                 _training.fit_stochastic(start, start._net, inputs, X, Y, sw, y_orig, False,
                                          threads, split=split, tasks=task)
             else:
-                _training.fit_lbfgs(start, start._net, inputs, Y, sw, threads, task)
+                _lbfgs.fit_lbfgs(start, start._net, inputs, Y, sw, threads, task)
         except _training.Diverged as exc:
             _callbacks.end_cut_short(task)
             return exc

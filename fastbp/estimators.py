@@ -15,7 +15,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from . import _callbacks, _restarts, _threads, _training, persistence
+from . import _callbacks, _lbfgs, _restarts, _threads, _training, persistence
 from ._docs import CLASSIFIER_DOC, REGRESSOR_DOC, fitted_attr_html, params_html
 from ._kernels.activations import HIDDEN_CODES
 from ._kernels.losses import OUTPUT_CODES
@@ -302,7 +302,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             _training.fit_stochastic(self, net, inputs, X, Y, sw, y_orig, incremental,
                                      n_threads, tasks=tasks)
         else:
-            _training.fit_lbfgs(self, net, inputs, Y, sw, n_threads, tasks)
+            _lbfgs.fit_lbfgs(self, net, inputs, Y, sw, n_threads, tasks)
         if not restarts:
             self._record_one_start()
         if tasks is not None:

@@ -1,6 +1,6 @@
 """Central finite differences directly on the compiled loss and gradient.
 
-``fastbp._training.loss_and_gradient`` (float64) returns sklearn's *reported*
+``fastbp._lbfgs.loss_and_gradient`` (float64) returns sklearn's *reported*
 loss and the gradient of the *objective* (see ``tests/_reference.py``).  They
 differ in one way away from the clipping region: for squared error the
 reported loss averages over outputs while the gradient is that of the sum, so
@@ -20,7 +20,7 @@ the reported loss.  No data is drawn near absolute_error's kink (|r| = 0) or
 huber's switch (|r| = huber_delta), and huber's residuals lie on both sides.
 
 Each check also runs with a workspace of 4 rows: the evaluation in row chunks
-that L-BFGS uses on large data (``fastbp._training.lbfgs_workspace``).
+that L-BFGS uses on large data (``fastbp._lbfgs.lbfgs_workspace``).
 """
 
 import numpy as np
@@ -32,7 +32,7 @@ from fastbp import _kernels
 from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
 from fastbp._network import Network, Workspace, as_kernel_input
-from fastbp._training import loss_and_gradient
+from fastbp._lbfgs import loss_and_gradient
 
 HIDDEN = ["identity", "logistic", "tanh", "relu"]
 # id -> (output activation, estimator loss name, n_outputs)

@@ -96,7 +96,7 @@ import threadpoolctl
 from sklearn.exceptions import ConvergenceWarning
 
 import fastbp
-from fastbp import BPClassifier, _training
+from fastbp import BPClassifier, _lbfgs, _training
 from fastbp._kernels import network as K
 
 
@@ -141,7 +141,7 @@ _training.CALL_FLOPS = 6.0 * n_coef * cfg["batch_size"] * (cfg["batches_per_call
 # lbfgs: one full-batch evaluation per compiled call, so compiled call k is
 # evaluation k (large evaluations run in row chunks of LBFGS_CALL_FLOPS, which
 # this problem exceeds: test_interrupt_long.py interrupts those)
-_training.LBFGS_CALL_FLOPS = float("inf")
+_lbfgs.LBFGS_CALL_FLOPS = float("inf")
 
 state = {"announce": False, "in_call": None, "calls": [], "init": None, "during": None}
 real_run_batches = _training._run_batches

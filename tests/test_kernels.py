@@ -1,6 +1,6 @@
 """Every compiled kernel against the plain-NumPy oracle ``tests/_reference.py``.
 
-* full-batch loss and gradient (``_training.loss_and_gradient``, i.e. the
+* full-batch loss and gradient (``_lbfgs.loss_and_gradient``, i.e. the
   training kernel with optimizer code NONE) for every hidden activation, every
   (output activation, loss) pair, both dtypes, the serial and the parallel
   dispatcher, several work-block counts (``n_blocks``, the kernels' unit of
@@ -42,7 +42,8 @@ from fastbp._kernels import losses as KL
 from fastbp._kernels import optimizers as KO
 from fastbp._network import Network, Workspace, as_kernel_input
 from fastbp._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
-from fastbp._training import _run_batches, loss_and_gradient
+from fastbp._lbfgs import loss_and_gradient
+from fastbp._training import _run_batches
 
 # Every test here runs under both gradient schedules (conftest.schedule).
 pytestmark = pytest.mark.usefixtures("schedule")

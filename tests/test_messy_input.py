@@ -56,7 +56,7 @@ from fastbp import BPClassifier, BPRegressor
 from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
 from fastbp._network import Network, Workspace, as_kernel_input, forward_pass
-from fastbp._training import loss_and_gradient
+from fastbp._lbfgs import loss_and_gradient
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from _fit_digest import fitted_state
 from conftest import needs_two_threads
-from fastbp import BPClassifier, BPRegressor, _restarts, _training
+from fastbp import BPClassifier, BPRegressor, _lbfgs, _restarts, _training
 from fastbp import _kernels as K
 
 
@@ -130,7 +130,8 @@ def test_starts_share_start_zeros_validation_split(data, monkeypatch):
 def _spy_restarts(monkeypatch, fit_name, barrier=None):
     """Record what ``fit_with_restarts`` did: ``decided`` gets each return value
     of ``starts_run_concurrently`` (True: concurrent), ``runs`` a dict per call
-    of ``_training.<fit_name>`` (one per start: its Python thread, its
+    of ``<fit_name>`` (``_training.fit_stochastic`` or ``_lbfgs.fit_lbfgs``; one
+    per start: its Python thread, its
     ``n_threads``, when it began and ended).  With ``barrier``, the first
     ``barrier.parties`` starts wait there before they train, so that they all
     have begun before any trains: it passes only if they run at the same time
@@ -140,7 +141,8 @@ def _spy_restarts(monkeypatch, fit_name, barrier=None):
     # (a second spy in the same test replaces the first, not wraps it)
     real_decide = getattr(_restarts.starts_run_concurrently, "spied",
                           _restarts.starts_run_concurrently)
-    real_fit = getattr(getattr(_training, fit_name), "spied", getattr(_training, fit_name))
+    module = _lbfgs if fit_name == "fit_lbfgs" else _training
+    real_fit = getattr(getattr(module, fit_name), "spied", getattr(module, fit_name))
     signature = inspect.signature(real_fit)
 
     def decide(*args):
@@ -167,7 +169,7 @@ def _spy_restarts(monkeypatch, fit_name, barrier=None):
 
     decide.spied, fit.spied = real_decide, real_fit
     monkeypatch.setattr(_restarts, "starts_run_concurrently", decide)
-    monkeypatch.setattr(_training, fit_name, fit)
+    monkeypatch.setattr(module, fit_name, fit)
     return decided, runs
 
 

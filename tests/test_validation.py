@@ -358,7 +358,7 @@ def test_lbfgs_divergence_message_speaks_of_iterations():
 
 def test_gradient_of_a_non_finite_loss_is_nan_not_workspace_garbage():
     from fastbp._network import Network, Workspace, as_kernel_input
-    from fastbp._training import loss_and_gradient
+    from fastbp._lbfgs import loss_and_gradient
 
     X = np.full((4, 2), 1e160)
     Y = np.full((4, 1), -1e160)

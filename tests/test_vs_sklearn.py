@@ -412,7 +412,7 @@ def test_lbfgs_in_row_chunks(rng, monkeypatch, case):
     chunks (so Ctrl-C waits for one chunk, not the whole batch): forced here
     with a small bound, it still matches scikit-learn, and stays bitwise the
     same whatever n_jobs (the chunk size depends on the shapes only)."""
-    from fastbp import _training
+    from fastbp import _lbfgs
 
     Sk, kwargs, X, y = problem(rng, case, n=50)
     sw = rng.uniform(0.2, 3.0, size=50)
@@ -421,10 +421,10 @@ def test_lbfgs_in_row_chunks(rng, monkeypatch, case):
     sk, _ = both(Sk, kwargs, **params)
     quiet_fit(sk, X, y, sw)
     flops_per_row = 6 * (5 * 6 + 6 * 4 + 4 * sk.n_outputs_)
-    monkeypatch.setattr(_training, "LBFGS_CALL_FLOPS", 7 * flops_per_row)  # chunks of 7 rows
+    monkeypatch.setattr(_lbfgs, "LBFGS_CALL_FLOPS", 7 * flops_per_row)  # chunks of 7 rows
     caps = []
-    real = _training.lbfgs_workspace
-    monkeypatch.setattr(_training, "lbfgs_workspace",
+    real = _lbfgs.lbfgs_workspace
+    monkeypatch.setattr(_lbfgs, "lbfgs_workspace",
                         lambda *a: caps.append(real(*a).cap) or real(*a))
     fits = []
     for n_jobs in (1, 2):

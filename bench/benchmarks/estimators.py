@@ -31,7 +31,7 @@ class _Fit(FitTiming):
 
     lbfgs runs ``epochs`` L-BFGS iterations (``max_iter``), each a full-batch
     evaluation or two (on mnist-like, fastbp's are row chunks: see
-    ``fastbp._training.lbfgs_workspace``).
+    ``fastbp._lbfgs.lbfgs_workspace``).
     """
 
     engine = None  # set by subclasses

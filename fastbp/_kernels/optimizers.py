@@ -26,7 +26,7 @@ ADAMW = 4  # Adam plus decoupled weight decay (Loshchilov & Hutter)
 # Leave the raw sums (sum_rows a^T delta, no L2 term, not divided by the
 # weight sum) in ``grad_sums``, and have the epoch kernel return the batch's
 # raw data loss: one row chunk of a full-batch evaluation, which Python adds up
-# (``fastbp._training.loss_and_gradient`` on large data).
+# (``fastbp._lbfgs.loss_and_gradient`` on large data).
 SUMS = 5
 
 SOLVER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP, "adamw": ADAMW}
