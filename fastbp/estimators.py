@@ -4,6 +4,7 @@ import copy
 import os
 import threading
 from abc import ABCMeta, abstractmethod
+from collections import namedtuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
@@ -48,6 +49,11 @@ _TRANSIENT = ("_net", "_workspace", "_fit_in_progress")
 _STATE_LOCK = threading.Lock()
 _PARAM_NAMES = {}  # estimator class -> its sorted constructor parameter names
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# What a predict computes with, read from the estimator at once (``_model``):
+# the network, its hidden and output activation codes, and, to turn outputs
+# into labels, the classifier's label binarizer and n_outputs_.
+PredictModel = namedtuple("PredictModel", ["net", "act_code", "out_code",
+                                           "label_binarizer", "n_outputs"])
 
 
 class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
@@ -356,8 +362,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         (of ``model``, from ``_model``; default: the estimator's own, in a fit)."""
         n_threads = _threads.resolve_n_threads(self.n_jobs)
         if model is None:
-            model = (self._get_net(), self._act_code, self._out_code)
-        net, act_code, out_code = model[:3]
+            model = PredictModel(self._get_net(), self._act_code, self._out_code, None, None)
+        net, act_code, out_code = model.net, model.act_code, model.out_code
         if not check_input:
             return forward_pass(net, X, act_code, out_code, n_threads)
         if not self._is_plain_input(X):
@@ -426,8 +432,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         return from_sklearn(cls, model)
 
     def _model(self):
-        """What a predict computes with, read at once: (network, hidden and
-        output codes, label binarizer, n_outputs_).  A fit that begins after
+        """What a predict computes with, read at once (a ``PredictModel``).
+        A fit that begins after
         this read trains a network of its own (and new attributes), so the
         predict finishes on the model it read; during a fit there is none to
         read, and a predict says so."""
@@ -449,8 +455,9 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                     net = packed[0]  # packed from the arrays that are still the model
                     self._expose(net)
                 if net is not None and net.backs(coefs, intercepts):
-                    return (net, self._act_code, self._out_code,
-                            self.__dict__.get("_label_binarizer"), self.n_outputs_)
+                    return PredictModel(net, self._act_code, self._out_code,
+                                        self.__dict__.get("_label_binarizer"),
+                                        self.n_outputs_)
             # Packing copies every weight (after unpickling, or once the user
             # replaced coefs_): not under the lock every estimator's fit and
             # predict take.  Had the arrays changed meanwhile, pack them again.
@@ -601,7 +608,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
 
     def _predict_from_output(self, y_pred, model=None):
         label_binarizer, n_outputs = (self._label_binarizer, self.n_outputs_) if (
-            model is None) else model[3:]
+            model is None) else (model.label_binarizer, model.n_outputs)
         if n_outputs == 1:
             y_pred = y_pred.ravel()
         return label_binarizer.inverse_transform(y_pred)
@@ -680,7 +687,7 @@ class BPClassifier(ClassifierMixin, _BaseBP):
         """
         model = self._model()
         y_pred = self._forward_pass_fast(X, model=model)
-        if model[4] == 1:
+        if model.n_outputs == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
