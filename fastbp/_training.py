@@ -166,13 +166,6 @@ def state_hash(random_state):
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def dropout_seed(random_state):
-    """The seed of the dropout masks: ``state_hash(random_state)``, so a fit with
-    dropout draws the same initial weights, validation split and mini-batches
-    as the same fit without it."""
-    return state_hash(random_state)
-
-
 def is_sparse(inputs):
     """Whether a ``KernelInput`` holds CSR input."""
     return inputs.indptr is not None
@@ -288,7 +281,9 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     pair = kernels_for("train", est._act_code, est._out_code, rates.any())
     _, n_threads = _threads.choose(pair, n_threads)
     serial, parallel = pair  # the Pacer picks between the two per call
-    dropout_key = np.array([dropout_seed(est._random_state) if rates.any() else 0, 0],
+    # (the masks' seed is read from the random state, not drawn from it, so a
+    # fit with dropout draws the same weights, split and mini-batches as without)
+    dropout_key = np.array([state_hash(est._random_state) if rates.any() else 0, 0],
                            dtype=np.int64)
     ws = _workspace(est, net, batch_size, needs_pre(est, rates), is_sparse(inputs))
     act_code, out_code = est._act_code, est._out_code

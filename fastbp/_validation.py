@@ -24,13 +24,13 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call  # noqa: F401
 from sklearn.utils.optimize import _check_optimize_result  # noqa: F401
 from sklearn.utils.validation import _check_sample_weight
 
-__all__ = [
-    "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS", "_fit_context",
-    "check_sample_weight", "dropout_rates", "fit_label_binarizer", "check_known_classes",
-    "class_weighted",
-    "validate_data", "lbfgs_iprint_options", "sklearn_optimizers",
-    "_check_partial_fit_first_call",
-    "_check_optimize_result",
+__all__ = [  # what the rest of the package imports from here
+    "BASE_CONSTRAINTS", "CLASSIFIER_CONSTRAINTS", "REGRESSOR_CONSTRAINTS",
+    "binarize_labels", "check_known_classes", "check_n_jobs",
+    "check_regression_targets", "check_sample_weight", "class_weighted",
+    "dropout_rates", "fit_label_binarizer", "hidden_layer_list", "lbfgs_iprint_options",
+    "regression_output", "sklearn_optimizers", "validate_data",
+    "_check_optimize_result", "_check_partial_fit_first_call", "_fit_context",
 ]
 
 # Same constraints (and so the same error messages) as sklearn 1.9's MLP, plus

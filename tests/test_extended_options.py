@@ -17,6 +17,7 @@ import inspect
 import math
 import warnings
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -30,7 +31,7 @@ from fastbp import BPClassifier, BPRegressor, _threads, _training
 from fastbp._kernels import TRAIN, TRAIN_EXTENDED, kernels_for
 from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
-from fastbp._kernels.dropout import keep_mask, mix64
+from fastbp._kernels.dropout import _S11, keep_threshold, layer_key, mix64
 from fastbp._kernels.optimizers import (HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA,
                                         N_HYPER, NONE)
 from fastbp._network import Network, Workspace, as_kernel_input
@@ -50,6 +51,18 @@ PAIRS = {
     "huber": ("identity", "huber"),
 }
 HUBER_DELTA = 0.5
+
+
+@numba.njit
+def keep_mask(dropout_key, sample, layer, width, rate):
+    """The mask (1.0 kept, 0.0 dropped) of one sample's units, from the kernels'
+    own hash (``fastbp._kernels.dropout``): what ``apply_mask`` keeps."""
+    out = np.empty(width, dtype=np.float64)
+    thr = keep_threshold(rate)
+    key = layer_key(dropout_key[0], dropout_key[1], sample, layer)
+    for j in range(width):
+        out[j] = 1.0 if (mix64(key + np.uint64(j)) >> _S11) >= thr else 0.0
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -67,14 +67,3 @@ def apply_mask(M, rows_idx, dropout_key, layer, rate):
         for j in range(width):
             h = mix64(key + np.uint64(j))
             m[j] = m[j] * scale if (h >> _S11) >= thr else 0.0
-
-
-@jit
-def keep_mask(dropout_key, sample, layer, width, rate):
-    """The mask (1.0 kept, 0.0 dropped) of one sample's units; for tests."""
-    out = np.empty(width, dtype=np.float64)
-    thr = keep_threshold(rate)
-    key = layer_key(dropout_key[0], dropout_key[1], sample, layer)
-    for j in range(width):
-        out[j] = 1.0 if (mix64(key + np.uint64(j)) >> _S11) >= thr else 0.0
-    return out

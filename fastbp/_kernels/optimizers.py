@@ -29,7 +29,6 @@ ADAMW = 4  # Adam plus decoupled weight decay (Loshchilov & Hutter)
 # (``fastbp._lbfgs.loss_and_gradient`` on large data).
 SUMS = 5
 
-SOLVER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP, "adamw": ADAMW}
 
 HYPER_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
 HYPER_MOMENTUM = 1
