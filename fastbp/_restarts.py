@@ -49,10 +49,10 @@ def starts_run_concurrently(est, net, n_threads, n_samples):
     return 6.0 * net.n_coef * min(batch, n_samples) < CONCURRENT_FLOPS_PER_BATCH
 
 
-def _score_of(start, early_stopping, by_loss):
+def _score_of(start, early_stopping):
     """What the starts are compared by (lower is better), nan-safe."""
     if early_stopping:
-        value = start.best_validation_loss_ if by_loss else -start.best_validation_score_
+        value = _training.best_validation_value(start)
     else:
         value = getattr(start, "loss_", np.inf)  # none: interrupted before an epoch ended
     return value if np.isfinite(value) else np.inf
@@ -140,8 +140,7 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
     finished = [i for i, err in enumerate(errors) if err is None]
     if not finished:
         raise errors[0]
-    by_loss = early_stopping and est.validation_metric == "loss"
-    best = min(finished, key=lambda i: (_score_of(starts[i], early_stopping, by_loss), i))
+    best = min(finished, key=lambda i: (_score_of(starts[i], early_stopping), i))
     init_losses = np.full(n_init, np.nan)
     init_scores = np.full(n_init, np.nan) if early_stopping else None
     for i in finished:

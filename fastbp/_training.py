@@ -427,6 +427,21 @@ def _name_user_labels(exc, classes, codes):
     return ValueError(text[:text.index(marker)] + f"{marker} {labels}")
 
 
+def validation_value(est, score, loss):
+    """What early stopping follows, as one number where lower is better: the
+    validation loss (``validation_metric='loss'``) or minus the validation
+    score.  One comparison then serves both: scikit-learn's ``score < best +
+    tol`` is exactly ``-score > -best - tol`` (negation rounds nothing)."""
+    return loss if est.validation_metric == "loss" else -score
+
+
+def best_validation_value(est):
+    """``validation_value`` of the weights early stopping keeps (inf before any)."""
+    if est.validation_metric == "loss":
+        return est.best_validation_loss_
+    return -est.best_validation_score_
+
+
 def _stop_diverged_with_early_stopping(est, what):
     """Epoch ``n_iter_`` (just recorded) diverged -- ``what`` became non-finite --
     and training stops there; the caller restores the best weights.
@@ -439,24 +454,24 @@ def _stop_diverged_with_early_stopping(est, what):
     early stopping.
     """
     epoch = est.n_iter_
-    by_loss = est.validation_metric == "loss"
-    best_value = est.best_validation_loss_ if by_loss else est.best_validation_score_
+    best_value = best_validation_value(est)
     if not np.isfinite(best_value):
         raise _diverged_sgd(est, epoch, what)
     # the curves run on across warm-started fits; n_iter_ counts this one
-    curve = np.asarray(est.validation_loss_curve_ if by_loss else est.validation_scores_,
-                       dtype=np.float64)
-    curve = np.where(np.isfinite(curve), curve, np.inf if by_loss else -np.inf)
-    first_of_fit = curve.shape[0] - est.n_iter_
-    best = int(np.argmin(curve) if by_loss else np.argmax(curve))
-    if best >= first_of_fit and curve[best] == best_value:
+    values = validation_value(est, np.asarray(est.validation_scores_, dtype=np.float64),
+                              np.asarray(est.validation_loss_curve_, dtype=np.float64))
+    values = np.where(np.isfinite(values), values, np.inf)
+    first_of_fit = values.shape[0] - est.n_iter_
+    best = int(np.argmin(values))
+    if best >= first_of_fit and values[best] == best_value:
         kept = f"the weights of epoch {best - first_of_fit + 1}"
     else:
         kept = "the weights this fit started from"
+    shown = best_value if est.validation_metric == "loss" else -best_value
     warnings.warn(
         f"The {what} became non-finite in epoch {epoch}: training stopped "
         f"there and {kept} (the best validation {est.validation_metric}, "
-        f"{best_value:.6g}) were restored. Lower learning_rate_init "
+        f"{shown:.6g}) were restored. Lower learning_rate_init "
         f"(it is {est.learning_rate_init!r}) or {_scale_hint(est)}.",
         ConvergenceWarning)
 
@@ -617,23 +632,16 @@ def _update_no_improvement_count(est, net=None, val_score=None, val_loss=None):
     """scikit-learn's stopping count and best values, after the epoch's
     validation score and loss (with early stopping) or its training loss."""
     if val_score is not None:
-        if est.validation_metric == "loss":
-            # lower is better; best_validation_score_ is the kept epoch's score
-            if val_loss > est.best_validation_loss_ - est.tol:
-                est._no_improvement_count += 1
-            else:
-                est._no_improvement_count = 0
-            if val_loss < est.best_validation_loss_:
-                est.best_validation_loss_ = val_loss
-                est.best_validation_score_ = val_score
-                est._best_params = net.params.copy()
-            return
-        if val_score < (est.best_validation_score_ + est.tol):
+        value, best = validation_value(est, val_score, val_loss), best_validation_value(est)
+        if value > best - est.tol:
             est._no_improvement_count += 1
         else:
             est._no_improvement_count = 0
-        if val_score > est.best_validation_score_:
+        if value < best:
+            # (with the loss metric, best_validation_score_ is the kept epoch's score)
             est.best_validation_score_ = val_score
+            if est.validation_metric == "loss":
+                est.best_validation_loss_ = val_loss
             est._best_params = net.params.copy()
     else:
         if est.loss_curve_[-1] > est.best_loss_ - est.tol:
