@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from fastbp import BPClassifier, BPRegressor, _network, _training
+from fastbp import BPClassifier, BPRegressor, _lbfgs, _network
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 
@@ -104,7 +104,7 @@ def test_no_n_features_wide_buffers(monkeypatch):
             super().__init__(*args, **kwargs)
             seen["acts"] = self.acts.size
 
-    monkeypatch.setattr(_training, "Workspace", Spy)
+    monkeypatch.setattr(_lbfgs, "Workspace", Spy)  # (an lbfgs fit)
     est = BPClassifier((8,), solver="lbfgs", max_iter=2, random_state=0).fit(X, y)
     assert seen["acts"] == 200 * (8 + 3)  # hidden and output blocks, no input block
     real_empty = _network.aligned_empty
