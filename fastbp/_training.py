@@ -238,6 +238,186 @@ def validation_split(est, Y):
     return idx_train.astype(np.int64), idx_val
 
 
+class EpochLoop:
+    """What the epochs of one ``fit_stochastic`` call share: the estimator and
+    its network and optimizer, the data the kernel reads (``inputs``, ``Y``,
+    ``sw``; ``val`` the held-out part, with early stopping), how an epoch is
+    cut (``batch_size``, ``n_batches``, ``per_call`` mini-batches per compiled
+    call, ``block`` per progress report), the kernel pair and the ``pacer``
+    that picks one per call, the workspace ``ws``, the dropout ``rates`` and
+    masks' ``dropout_key``, and the callbacks' open tasks.
+    """
+
+    def __init__(self, est, net, inputs, Y, sw, val, idx_train, incremental, n_threads,
+                 tasks):
+        self.est, self.net, self.opt = est, net, est._optimizer
+        self.inputs, self.Y, self.sw, self.val = inputs, Y, sw, val
+        self.idx_train, self.incremental, self.tasks = idx_train, incremental, tasks
+        n_train = Y.shape[0] if idx_train is None else idx_train.shape[0]
+        self.n_train = n_train
+        self.sample_idx = np.arange(n_train, dtype=np.int64)
+        self.batch_size = _batch_size(est, n_train)
+        self.rates = dropout_rates(est.dropout, net.sizes.shape[0] - 2)
+        self.pair = kernels_for("train", est._act_code, est._out_code, self.rates.any())
+        _, self.n_threads = _threads.choose(self.pair, n_threads)
+        # (the masks' seed is read from the random state, not drawn from it, so a
+        # fit with dropout draws the same weights, split and mini-batches as without)
+        self.dropout_key = np.array(
+            [state_hash(est._random_state) if self.rates.any() else 0, 0], dtype=np.int64)
+        self.ws = _workspace(est, net, self.batch_size, needs_pre(est, self.rates),
+                             is_sparse(inputs))
+        self.adam_t = getattr(self.opt, "t_array", np.zeros(1, dtype=np.int64))
+        self.pacer = Pacer(self.n_threads, self._gate())
+        self.n_batches = -(-n_train // self.batch_size)
+        flops_per_batch = 6.0 * max(net.n_coef, 1) * self.batch_size
+        self.per_call = max(1, int(CALL_FLOPS // flops_per_batch))
+        # batches per progress report within an epoch (0: the epoch is one report)
+        self.block = 0 if tasks is None else epoch_blocks(self.n_batches, flops_per_batch)
+        self.epoch_task = self.block_task = None
+        self.stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
+
+    def _gate(self):
+        """The parallel kernel's compile gate (None with one thread)."""
+        if self.n_threads <= 1:
+            return None
+        # (the arguments' types decide which specialization runs; a workspace
+        # that partial_fit reuses keeps its gate: typing the kernel's arguments
+        # again was a noticeable share of a streaming call)
+        parallel = self.pair.parallel
+        kept_for, gate = self.ws.train_gate
+        if kept_for is not parallel:
+            gate = _threads.gate(parallel, "train", _batch_args(*self.batch_args(
+                self.sample_idx, self.opt.kernel_hyper(self.est.alpha, self.est._huber_delta),
+                0.0, 0, 1)))
+            self.ws.train_gate = (parallel, gate)
+        gate.update()
+        return gate
+
+    def batch_args(self, order, hyper, loss_sum, lo, hi):
+        """``_run_batches``'s arguments after the kernel, for mini-batches
+        [lo, hi) of ``order``."""
+        return (self.inputs, self.Y, self.sw, order, self.net, self.opt.moments, self.ws,
+                self.est._act_code, self.est._out_code, self.opt.code, hyper, self.adam_t,
+                loss_sum, self.batch_size, lo, hi, self.rates, self.dropout_key)
+
+    def open_epoch_task(self):
+        if self.tasks is not None:
+            block, n_batches = self.block, self.n_batches
+            self.epoch_task = self.tasks.subtask(
+                "epoch", max_subtasks=-(-n_batches // block) if block else 0)
+            self.block_task = self.epoch_task.subtask("batches") if block else None
+
+    def end_cut_short(self):
+        end_cut_short(self.block_task, self.epoch_task)
+
+
+def _batch_size(est, n_train):
+    """scikit-learn's mini-batch size: 'auto' is min(200, n), a given size is
+    clipped to [1, n] with its warning."""
+    if est.batch_size == "auto":
+        return min(200, n_train)
+    if est.batch_size > n_train:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than "
+            "sample size. It is going to be clipped")
+    return int(np.clip(est.batch_size, 1, n_train))
+
+
+def _run_epoch(loop, epochs_to_come):
+    """One epoch's mini-batches, in compiled calls (the Pacer picks each call's
+    kernel); returns the epoch's summed loss (non-finite: it diverged, and the
+    calls stopped there)."""
+    est, pacer = loop.est, loop.pacer
+    if est.shuffle:
+        loop.sample_idx = shuffled(loop.sample_idx, est._random_state)
+    order = loop.sample_idx if loop.idx_train is None else loop.idx_train[loop.sample_idx]
+    hyper = loop.opt.kernel_hyper(est.alpha, est._huber_delta)
+    loop.dropout_key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
+    loop.open_epoch_task()
+    n_batches, block = loop.n_batches, loop.block
+    loss_sum = 0.0
+    lo = 0
+    while lo < n_batches:
+        if loop.stop is not None and loop.stop.is_set():  # another start was interrupted
+            raise KeyboardInterrupt
+        kernel = loop.pair.parallel if pacer.use_parallel() else loop.pair.serial
+        todo = min(loop.per_call, n_batches - lo)
+        if block:  # a call ends at a block's end (any chunking trains alike)
+            todo = min(todo, block - lo % block)
+        hi = lo + pacer.batches(todo)
+        start = time.perf_counter()
+        loss_sum = _run_batches(kernel, *loop.batch_args(order, hyper, loss_sum, lo, hi))
+        pacer.record(time.perf_counter() - start, hi - lo,
+                     max(0, epochs_to_come - 1) * n_batches + n_batches - hi)
+        if not np.isfinite(loss_sum):
+            break
+        lo = hi
+        if block and (lo % block == 0 or lo == n_batches):
+            loop.epoch_task.stop_requested |= loop.block_task.end()
+            loop.block_task = loop.epoch_task.subtask("batches") if lo < n_batches else None
+    return loss_sum
+
+
+def _end_epoch(loop, loss_sum):
+    """After an epoch's mini-batches, scikit-learn's bookkeeping in its order:
+    record the epoch (divergence included), the schedule's step, the callbacks'
+    epoch end, the no-improvement stop.  Returns True when training stops here."""
+    est, opt = loop.est, loop.opt
+    if not np.isfinite(loss_sum) and loop.val is None:
+        raise _diverged_sgd(est, est.n_iter_ + 1)
+    if not _record_epoch(est, opt, loop.net, loop.val, loss_sum, loop.n_train,
+                         loop.n_threads):
+        loop.end_cut_short()  # diverged: the best epoch is kept
+        return True
+    opt.iteration_ends(est.t_)
+    if loop.epoch_task is not None:
+        stop_asked = loop.epoch_task.end() or loop.epoch_task.stop_requested
+        loop.epoch_task = None
+        if stop_asked:  # a callback ends training after this epoch
+            return True
+    if est._no_improvement_count > est.n_iter_no_change:
+        if loop.val is not None:
+            msg = ("Validation %s did not improve more than "
+                   "tol=%f for %d consecutive epochs." % (
+                       est.validation_metric, est.tol, est.n_iter_no_change))
+        else:
+            msg = ("Training loss did not improve more than tol=%f"
+                   " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
+        if opt.trigger_stopping(msg, est.verbose):
+            return True
+        est._no_improvement_count = 0
+    return False
+
+
+def _run_epochs(loop):
+    """The epochs, up to ``max_iter`` (one for partial_fit); a Ctrl-C keeps the
+    last complete mini-batch's weights and the records of whole epochs."""
+    est = loop.est
+    records = None
+    try:
+        est.n_iter_ = 0
+        for epoch in range(est.max_iter):
+            records = EpochRecords(est, loop.opt)  # put back if Ctrl-C cuts the epoch
+            loss_sum = _run_epoch(loop, 0 if loop.incremental else est.max_iter - epoch)
+            stop = _end_epoch(loop, loss_sum)
+            records = None  # the epoch is recorded whole
+            if stop or loop.incremental:
+                break
+            if est.n_iter_ == est.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) "
+                    "reached and the optimization hasn't converged yet." % est.max_iter,
+                    ConvergenceWarning)
+    except KeyboardInterrupt:
+        if records is not None:
+            records.undo(est, loop.opt)
+        loop.end_cut_short()
+        if loop.stop is None:
+            warnings.warn("Training interrupted by user.")
+        else:  # a restart: fastbp._restarts ends the others and warns once
+            loop.stop.set()
+
+
 def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads,
                    split=None, tasks=None):
     """Stochastic training (sgd, adam, rmsprop, adamw); mutates ``est`` (fitted
@@ -249,151 +429,20 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     """
     if not incremental or not hasattr(est, "_optimizer"):
         est._optimizer = make_optimizer(est, net.n_params, net.dtype)
-    opt = est._optimizer
-
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     resume_records(est)
-    early_stopping = est.early_stopping
-    n_samples = Y.shape[0]
-    if early_stopping:
+    idx_train, val = None, None
+    if est.early_stopping:
         idx_train, idx_val = validation_split(est, Y) if split is None else split
         val = ValidationSet(
             X_valid_source[idx_val], y_orig[idx_val], Y[idx_val],
             None if est._sample_weight_given is False else sw[idx_val], sw[idx_val])
         est._best_params = net.params.copy()
-    else:
-        idx_train = None
-        val = None
-
-    n_train = n_samples if idx_train is None else idx_train.shape[0]
-    sample_idx = np.arange(n_train, dtype=np.int64)
-    if est.batch_size == "auto":
-        batch_size = min(200, n_train)
-    else:
-        if est.batch_size > n_train:
-            warnings.warn(
-                "Got `batch_size` less than 1 or larger than "
-                "sample size. It is going to be clipped")
-        batch_size = int(np.clip(est.batch_size, 1, n_train))
-
-    rates = dropout_rates(est.dropout, net.sizes.shape[0] - 2)
-    pair = kernels_for("train", est._act_code, est._out_code, rates.any())
-    _, n_threads = _threads.choose(pair, n_threads)
-    serial, parallel = pair  # the Pacer picks between the two per call
-    # (the masks' seed is read from the random state, not drawn from it, so a
-    # fit with dropout draws the same weights, split and mini-batches as without)
-    dropout_key = np.array([state_hash(est._random_state) if rates.any() else 0, 0],
-                           dtype=np.int64)
-    ws = _workspace(est, net, batch_size, needs_pre(est, rates), is_sparse(inputs))
-    act_code, out_code = est._act_code, est._out_code
-    adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
-    gate = None
-    if n_threads > 1:
-        # (the arguments' types decide which specialization runs; a workspace
-        # that partial_fit reuses keeps its gate: typing the kernel's arguments
-        # again was a noticeable share of a streaming call)
-        kept_for, gate = ws.train_gate
-        if kept_for is not parallel:
-            gate = _threads.gate(parallel, "train", _batch_args(
-                inputs, Y, sw, sample_idx, net, opt.moments, ws, act_code, out_code,
-                opt.code, opt.kernel_hyper(est.alpha, est._huber_delta), adam_t, 0.0,
-                batch_size, 0, 1, rates, dropout_key))
-            ws.train_gate = (parallel, gate)
-        gate.update()
-    pacer = Pacer(n_threads, gate)
-    n_batches = -(-n_train // batch_size)
-    flops_per_batch = 6.0 * max(net.n_coef, 1) * batch_size
-    per_call = max(1, int(CALL_FLOPS // flops_per_batch))
-    # batches per progress report within an epoch (0: the epoch is one report)
-    block = 0 if tasks is None else epoch_blocks(n_batches, flops_per_batch)
-    epoch_task = block_task = None
-
-    stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
-    records = None
-    with _threads.thread_limits(n_threads):  # once per fit, restored on any exit
-        try:
-            est.n_iter_ = 0
-            for epoch in range(est.max_iter):
-                records = EpochRecords(est, opt)  # put back if Ctrl-C cuts the epoch
-                epochs_to_come = 0 if incremental else est.max_iter - epoch
-                if est.shuffle:
-                    sample_idx = shuffled(sample_idx, est._random_state)
-                order = sample_idx if idx_train is None else idx_train[sample_idx]
-                hyper = opt.kernel_hyper(est.alpha, est._huber_delta)
-                dropout_key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
-                if tasks is not None:
-                    epoch_task = tasks.subtask(
-                        "epoch", max_subtasks=-(-n_batches // block) if block else 0)
-                    block_task = epoch_task.subtask("batches") if block else None
-                loss_sum = 0.0
-                lo = 0
-                while lo < n_batches:
-                    if stop is not None and stop.is_set():  # another start was interrupted
-                        raise KeyboardInterrupt
-                    kernel = parallel if pacer.use_parallel() else serial
-                    todo = min(per_call, n_batches - lo)
-                    if block:  # a call ends at a block's end (any chunking trains alike)
-                        todo = min(todo, block - lo % block)
-                    hi = lo + pacer.batches(todo)
-                    start = time.perf_counter()
-                    loss_sum = _run_batches(
-                        kernel, inputs, Y, sw, order, net, opt.moments, ws, act_code,
-                        out_code, opt.code, hyper, adam_t, loss_sum, batch_size, lo, hi,
-                        rates, dropout_key)
-                    pacer.record(time.perf_counter() - start, hi - lo,
-                                 max(0, epochs_to_come - 1) * n_batches + n_batches - hi)
-                    if not np.isfinite(loss_sum):
-                        break
-                    lo = hi
-                    if block and (lo % block == 0 or lo == n_batches):
-                        epoch_task.stop_requested |= block_task.end()
-                        block_task = epoch_task.subtask("batches") if lo < n_batches else None
-                if not np.isfinite(loss_sum) and not early_stopping:
-                    raise _diverged_sgd(est, est.n_iter_ + 1)
-                if not _record_epoch(est, opt, net, val, loss_sum, n_train, n_threads):
-                    end_cut_short(block_task, epoch_task)  # diverged: best epoch kept
-                    records = None
-                    break
-                opt.iteration_ends(est.t_)
-                if epoch_task is not None:
-                    stop_asked = epoch_task.end() or epoch_task.stop_requested
-                    epoch_task = None
-                    if stop_asked:  # a callback ends training after this epoch
-                        records = None
-                        break
-
-                if est._no_improvement_count > est.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation %s did not improve more than "
-                               "tol=%f for %d consecutive epochs." % (
-                                   est.validation_metric, est.tol, est.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f"
-                               " for %d consecutive epochs." % (est.tol, est.n_iter_no_change))
-                    if opt.trigger_stopping(msg, est.verbose):
-                        records = None
-                        break
-                    est._no_improvement_count = 0
-                records = None  # the epoch is recorded whole
-
-                if incremental:
-                    break
-                if est.n_iter_ == est.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet." % est.max_iter,
-                        ConvergenceWarning)
-        except KeyboardInterrupt:
-            if records is not None:
-                records.undo(est, opt)
-            end_cut_short(block_task, epoch_task)
-            if stop is None:
-                warnings.warn("Training interrupted by user.")
-            else:  # a restart: fastbp._restarts ends the others and warns once
-                stop.set()
-
-    if early_stopping:
+    loop = EpochLoop(est, net, inputs, Y, sw, val, idx_train, incremental, n_threads, tasks)
+    with _threads.thread_limits(loop.n_threads):  # once per fit, restored on any exit
+        _run_epochs(loop)
+    if val is not None:
         net.params[...] = est._best_params
     est.__dict__.pop("_best_params", None)
     if not incremental:
