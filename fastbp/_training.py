@@ -526,22 +526,14 @@ def _stop_diverged_with_early_stopping(est, what):
 
 
 def start_records(est):
-    """The stochastic solvers' records of a fresh fit: the curves, the
-    stopping count, and the best values early stopping (or not) follows."""
+    """The stochastic solvers' records of a fresh fit: empty curves, a stopping
+    count of 0, and the best values early stopping (or not) follows, set up
+    as for a fit that resumes them (``_follow``)."""
     est.loss_curve_ = []
     est._no_improvement_count = 0
-    if est.early_stopping:
-        est.validation_scores_ = []
-        est.validation_loss_curve_ = []
-        est.best_validation_score_ = -np.inf
-        est.best_validation_loss_ = np.inf if est.validation_metric == "loss" else None
-        est.best_loss_ = None
-    else:
-        est.best_loss_ = np.inf
-        est.validation_scores_ = None
-        est.validation_loss_curve_ = None
-        est.best_validation_score_ = None
-        est.best_validation_loss_ = None
+    est.best_loss_ = est.validation_scores_ = est.validation_loss_curve_ = None
+    est.best_validation_score_ = est.best_validation_loss_ = None
+    _follow(est)
 
 
 def _followed(est):
@@ -552,25 +544,16 @@ def _followed(est):
     return "loss" if est.__dict__.get("best_validation_loss_") is not None else "score"
 
 
-def resume_records(est):
-    """A warm start (or a later partial_fit) goes on with the records of the
-    fits before, under this fit's ``early_stopping`` and ``validation_metric``,
-    which may have changed since (scikit-learn fails there on a None).
+def _follow(est):
+    """The records this fit's stopping follows, set up from the fits' before.
 
-    - A model whose fits so far were L-BFGS's has no records: they start here.
-    - Early stopping turned on: the validation curves start (``nan`` for the
-      epochs before, which had no validation set, so that they stay aligned
-      with ``loss_curve_``), and so do the best values it follows (-inf /
-      inf: nothing to compare with yet).
-    - Turned off: ``best_loss_`` starts at inf; the best validation values go
-      to None (they described weights this fit does not restore); the
+    - Early stopping: the validation curves (``nan`` for epochs that had no
+      validation set, so that they stay aligned with ``loss_curve_``), and the
+      best validation values it compares with (-inf / inf when none yet).
+    - Without: ``best_loss_`` (inf when none yet); the best validation values
+      go to None (they described weights this fit does not restore); the
       validation curves stay, a record of the epochs that had one.
-    - When the count followed something else, it starts again from 0.
     """
-    if est.__dict__.get("loss_curve_") is None:
-        start_records(est)
-        return
-    followed = _followed(est)
     if est.early_stopping:
         n = len(est.loss_curve_)
         for name in ("validation_scores_", "validation_loss_curve_"):
@@ -585,14 +568,27 @@ def resume_records(est):
         else:
             est.best_validation_loss_ = None
         est.best_loss_ = None
-        following = est.validation_metric
     else:
         if est.best_loss_ is None:
             est.best_loss_ = np.inf
         est.best_validation_score_ = None
         est.best_validation_loss_ = None
-        following = "training loss"
-    if following != followed:
+
+
+def resume_records(est):
+    """A warm start (or a later partial_fit) goes on with the records of the
+    fits before, under this fit's ``early_stopping`` and ``validation_metric``,
+    which may have changed since (scikit-learn fails there on a None): a model
+    whose fits so far were L-BFGS's has no records, and they start here;
+    otherwise ``_follow`` sets them up, and when the stopping count followed
+    something else, it starts again from 0.
+    """
+    if est.__dict__.get("loss_curve_") is None:
+        start_records(est)
+        return
+    followed = _followed(est)
+    _follow(est)
+    if _followed(est) != followed:
         est._no_improvement_count = 0
 
 
@@ -647,7 +643,7 @@ def _record_epoch(est, opt, net, val, loss_sum, n_train, n_threads):
     if est.verbose:
         print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
     if val is None:
-        _update_no_improvement_count(est)
+        _count_training_loss(est)
         return True
     val_score, val_loss = validation_score_and_loss(est, net, val, n_threads)
     est.validation_scores_.append(val_score)
@@ -658,7 +654,7 @@ def _record_epoch(est, opt, net, val, loss_sum, n_train, n_threads):
         _stop_diverged_with_early_stopping(
             est, "validation score" if not np.isfinite(val_score) else "validation loss")
         return False
-    _update_no_improvement_count(est, net, val_score, val_loss)
+    _count_validation(est, net, val_score, val_loss)
     return True
 
 
@@ -677,25 +673,28 @@ def validation_score_and_loss(est, net, val, n_threads):
     return score, float(loss)
 
 
-def _update_no_improvement_count(est, net=None, val_score=None, val_loss=None):
-    """scikit-learn's stopping count and best values, after the epoch's
-    validation score and loss (with early stopping) or its training loss."""
-    if val_score is not None:
-        value, best = validation_value(est, val_score, val_loss), best_validation_value(est)
-        if value > best - est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if value < best:
-            # (with the loss metric, best_validation_score_ is the kept epoch's score)
-            est.best_validation_score_ = val_score
-            if est.validation_metric == "loss":
-                est.best_validation_loss_ = val_loss
-            est._best_params = net.params.copy()
+def _count_validation(est, net, val_score, val_loss):
+    """scikit-learn's stopping count and best values after the epoch's
+    validation score and loss (early stopping)."""
+    value, best = validation_value(est, val_score, val_loss), best_validation_value(est)
+    if value > best - est.tol:
+        est._no_improvement_count += 1
     else:
-        if est.loss_curve_[-1] > est.best_loss_ - est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if est.loss_curve_[-1] < est.best_loss_:
-            est.best_loss_ = est.loss_curve_[-1]
+        est._no_improvement_count = 0
+    if value < best:
+        # (with the loss metric, best_validation_score_ is the kept epoch's score)
+        est.best_validation_score_ = val_score
+        if est.validation_metric == "loss":
+            est.best_validation_loss_ = val_loss
+        est._best_params = net.params.copy()
+
+
+def _count_training_loss(est):
+    """scikit-learn's stopping count and ``best_loss_`` after the epoch's
+    training loss (no early stopping)."""
+    if est.loss_curve_[-1] > est.best_loss_ - est.tol:
+        est._no_improvement_count += 1
+    else:
+        est._no_improvement_count = 0
+    if est.loss_curve_[-1] < est.best_loss_:
+        est.best_loss_ = est.loss_curve_[-1]

@@ -437,7 +437,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         this read trains a network of its own (and new attributes), so the
         predict finishes on the model it read; during a fit there is none to
         read, and a predict says so."""
-        packed = None
+        packed = packed_from = None  # a network packed outside the lock, and from what
         while True:
             with _STATE_LOCK:
                 if self.__dict__.get("_fit_in_progress") == os.getpid():
@@ -450,9 +450,8 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                     check_is_fitted(self)
                 coefs, intercepts = list(self.coefs_), list(self.intercepts_)
                 net = self.__dict__.get("_net")
-                if packed is not None and _same_arrays(packed[1] + packed[2],
-                                                       coefs + intercepts):
-                    net = packed[0]  # packed from the arrays that are still the model
+                if packed is not None and _same_arrays(packed_from, coefs + intercepts):
+                    net = packed  # packed from the arrays that are still the model
                     self._expose(net)
                 if net is not None and net.backs(coefs, intercepts):
                     return PredictModel(net, self._act_code, self._out_code,
@@ -461,7 +460,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             # Packing copies every weight (after unpickling, or once the user
             # replaced coefs_): not under the lock every estimator's fit and
             # predict take.  Had the arrays changed meanwhile, pack them again.
-            packed = (_packed(coefs, intercepts), coefs, intercepts)
+            packed, packed_from = _packed(coefs, intercepts), coefs + intercepts
 
     def _score(self, X, y, sample_weight=None):
         return self._score_output(self._forward_pass_fast(X, check_input=False), y,
