@@ -8,22 +8,16 @@ starts, lbfgs then a stochastic solver); fastbp promises a working fit.
 """
 
 import itertools
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_regression
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from fastbp import BPClassifier, BPRegressor
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
