@@ -9,9 +9,9 @@ scikit-learn's) -- and a filter on the category alone silences both
 libraries' (the README's migration notes).
 """
 
+import os
 import warnings
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -23,7 +23,7 @@ import fastbp
 from fastbp import BPClassifier, BPRegressor
 from conftest import diverging_regression
 
-FASTBP_DIR = fastbp.__file__.rsplit("/", 1)[0]
+FASTBP_DIR = os.path.dirname(fastbp.__file__)
 
 
 @pytest.fixture(scope="module")
