@@ -131,8 +131,9 @@ def quiet():
 
 
 def workspace_bytes(ws):
-    return sum(a.nbytes for a in (ws.acts, ws.deltas, ws.grad_sums, ws.rowsq, ws.partials,
-                                  ws.rowloss, ws.pre))
+    arrays = [ws.buffers.acts, ws.buffers.deltas, ws.buffers.grad_sums, ws.buffers.rowsq,
+              ws.buffers.rowloss, ws.buffers.pre]
+    return sum(a.nbytes for a in arrays + ([] if ws.partials is None else [ws.partials]))
 
 
 class Spy:

@@ -83,7 +83,9 @@ def _renamed_copy(func, suffix, overrides=None):
     # A separate function object per variant: numba names its cache index after
     # ``__qualname__``, so two dispatchers of one function would share (and
     # overwrite) one cache index.  ``overrides`` replace globals of the body
-    # (numba resolves the functions a body calls through its globals).
+    # (numba resolves the functions a body calls through its globals): a build's
+    # leaves.  (Not a closure made by a factory: numba missed its disk cache
+    # for such a function in every new process, measured with numba 0.68.)
     func_globals = func.__globals__ if not overrides else {**func.__globals__, **overrides}
     new = types.FunctionType(
         func.__code__, func_globals, func.__name__ + suffix,
@@ -102,7 +104,8 @@ def jit_variants(func, overrides=None, suffix=""):
     ``range`` in the serial variant, which is what runs with one thread, in a
     forked child of a process that started OpenMP threads, and wherever a
     parallel region is unsafe.  Both compile lazily.  ``overrides`` (a dict of
-    globals) builds the body against other callees (see ``jit_build``).
+    names to compiled functions) links the body against them (see
+    ``jit_build``); ``suffix`` names the build.
     """
     # nogil: restarts (fastbp._restarts) run one start per Python thread.
     serial = _njit(_renamed_copy(func, suffix + "_serial", overrides), CACHE,
@@ -113,9 +116,11 @@ def jit_variants(func, overrides=None, suffix=""):
 
 
 def jit_build(func, overrides, suffix, **options):
-    """A serial leaf compiled from ``func``'s body with some of its globals
-    (the functions it calls) replaced: one body, two builds that link
-    different callees.  ``suffix`` names the build (and its cache index)."""
+    """A serial function compiled from ``func``'s body, the names in
+    ``overrides`` (a dict, or None) resolving to the compiled functions given
+    there instead of the module's: one body, builds that link different leaves
+    (``fastbp._kernels.network.Build``).  ``suffix`` names the build (and its
+    cache index)."""
     options.setdefault("fastmath", False)
     return _njit(_renamed_copy(func, suffix, overrides), CACHE, **options)
 

@@ -18,7 +18,7 @@ from . import _threads, _training
 from ._callbacks import end_cut_short
 from ._kernels import kernels_for
 from ._kernels.network import sum_rowsq
-from ._kernels.optimizers import HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA, N_HYPER
+from ._kernels import state as kernel_state
 from ._kernels.optimizers import NONE, SUMS
 from ._network import Workspace
 from ._validation import _check_optimize_result, lbfgs_iprint_options
@@ -73,31 +73,25 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
     kernel, n_threads = _threads.choose(pair, n_threads)
     n = Y.shape[0]
     rows = min(n, ws.cap)
-    code = NONE if rows == n else SUMS
-    hyper = np.zeros(N_HYPER)
-    hyper[HYPER_ALPHA] = alpha
-    hyper[HYPER_HUBER_DELTA] = huber_delta
-    hyper[HYPER_CLIP_EPS] = np.finfo(net.dtype).eps
+    # (no optimizer step: NONE leaves the gradient, SUMS a chunk's raw sums)
+    args = _training.train_args(
+        inputs, Y, sw, net, ws, act_code, kernel_state.optimizer(NONE if rows == n else SUMS),
+        kernel_state.optimizer_state(0, net.n_params, net.dtype),
+        kernel_state.loss(out_code, alpha, net.dtype, huber_delta))
     order = np.arange(n, dtype=np.int64)
-    moments = np.zeros((0, net.n_params), dtype=net.dtype)
     gate = None
     if kernel is pair.parallel:
-        gate = _threads.gate(pair.parallel, "train", _training._batch_args(
-            inputs, Y, sw, order[:rows], net, moments, ws, act_code, out_code, code, hyper,
-            np.zeros(1, np.int64), 0.0, rows, 0, 1))
+        gate = _threads.gate(pair.parallel, "train", _training.for_batches(args, order, 0, 1))
         if not gate.open:
             kernel = pair.serial
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
-        if code == NONE:
-            loss_sum = _training._run_batches(
-                kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code, NONE,
-                hyper, np.zeros(1, np.int64), 0.0, n, 0, 1)
+        if rows == n:
+            loss_sum = _training._run_batches(kernel, _training.for_batches(args, order, 0, 1))
             loss = loss_sum / n
-            grad = ws.grad_sums.astype(np.float64) if np.isfinite(loss_sum) else None
+            grad = ws.buffers.grad_sums.astype(np.float64) if np.isfinite(loss_sum) else None
         else:
-            loss, grad = _summed_over_chunks(kernel, inputs, Y, sw, order, net, moments, ws,
-                                             act_code, out_code, hyper, alpha)
+            loss, grad = _summed_over_chunks(kernel, args, order, net, alpha)
     if gate is not None and not gate.open and evaluations is not None:
         seconds = time.perf_counter() - start
         evaluations["done"] += 1
@@ -106,38 +100,36 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
                                                   - evaluations["done"]))
     if grad is None:
         # The kernel stops before the gradient when the loss is not finite, so
-        # ws.grad_sums holds whatever the workspace held: L-BFGS then wandered on
+        # ws.buffers.grad_sums holds whatever the workspace held: L-BFGS then wandered on
         # garbage (a different fit each time).  The gradient is undefined: nan.
         return loss, np.full(net.n_params, np.nan)
     return loss, grad
 
 
-def _summed_over_chunks(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code,
-                        hyper, alpha):
-    """``loss_and_gradient`` over row chunks of ``ws.cap`` rows: each call
+def _summed_over_chunks(kernel, args, order, net, alpha):
+    """``loss_and_gradient`` over row chunks of ``args.batches.size`` rows: each call
     leaves its chunk's raw sums (``SUMS``); they are added in chunk order in
     float64, then the L2 term, then divided by the total weight, as the
     one-call kernel does per batch: (sum a^T delta + alpha W) / sum(sw), and
     (sum losses + alpha / 2 ||W||^2) / sum(sw).  Returns ``(loss, grad)``, grad
     None when the loss is not finite.
     """
-    n, rows = Y.shape[0], ws.cap
+    sw, work = args.batches.sw, args.work
+    n, rows = sw.shape[0], args.batches.size
     grad = np.zeros(net.n_params)
     data_loss = 0.0
-    adam_t = np.zeros(1, np.int64)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         if not sw[lo:hi].any():
             continue  # (the kernel skips a batch of zero weight, writing no sums)
-        data_loss = _training._run_batches(kernel, inputs, Y, sw, order[lo:hi], net, moments,
-                                           ws, act_code, out_code, SUMS, hyper, adam_t,
-                                           data_loss, rows, 0, 1)
+        data_loss = _training._run_batches(
+            kernel, _training.for_batches(args, order[lo:hi], 0, 1, data_loss))
         if not np.isfinite(data_loss):
             return data_loss, None
-        grad += ws.grad_sums
+        grad += work.grad_sums
     # ||W||^2 as the kernel summed it for its L2 term (each call refreshes the
     # rows' squared norms from net.params, which it leaves unchanged)
-    sumsq = sum_rowsq(ws.rowsq, ws.rowsq.shape[0])
+    sumsq = sum_rowsq(work.rowsq, work.rowsq.shape[0])
     sw_sum = float(np.sum(sw, dtype=np.float64))
     grad[:net.n_coef] += alpha * net.params[:net.n_coef].astype(np.float64)
     grad /= sw_sum

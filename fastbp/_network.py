@@ -14,16 +14,17 @@ import numpy as np
 
 from . import _threads
 from ._kernels import kernels_for
-from ._kernels.network import layer_offsets
+from ._kernels.network import network_layout
+from ._kernels.state import CSR, Buffers
 
 __all__ = ["KernelInput", "Network", "Workspace", "aligned_empty", "as_kernel_array",
            "as_kernel_input", "forward_pass", "uses_partials"]
 
-# The input of a kernel: X dense (n, n_features) *or* CSR (data, indices, indptr).
-# For CSR, X is an empty (0, n_features) array; for dense input the CSR parts
-# are None, so the kernels compiled for it leave out the CSR code (see
-# fastbp/_kernels/network.py).  Passed to kernels as its four fields.
-KernelInput = namedtuple("KernelInput", ["dense", "data", "indices", "indptr"])
+# The input of a kernel: X dense (n, n_features) and ``csr`` None, *or* CSR
+# input in ``csr`` (a ``fastbp._kernels.state.CSR``) and ``dense`` an empty
+# (0, n_features) array; the kernels compiled for dense input leave out the
+# CSR code (see fastbp/_kernels/state.py).
+KernelInput = namedtuple("KernelInput", ["dense", "csr"])
 
 # The predict kernel's per-thread buffers start on 64-byte boundaries, so that
 # every thread's buffer is aligned alike: some OpenBLAS kernels round
@@ -84,7 +85,8 @@ class Network:
         self.dtype = np.dtype(dtype)
         for k, units in enumerate(self.sizes.tolist()):
             check_blas_size(f"The width of layer {k}", units)
-        w_off, b_off, _, _, _ = layer_offsets(self.sizes, 1, 1)
+        layout = network_layout(self.sizes, 1, 1)
+        w_off, b_off = layout.w_off, layout.b_off
         n_layers = self.sizes.shape[0] - 1
         self.n_coef = int(w_off[n_layers])
         self.n_params = int(b_off[n_layers])
@@ -129,7 +131,7 @@ def uses_partials(sizes, cap, n_blocks, sparse=False):
     sizes = np.asarray(sizes, dtype=np.int64)
     if n_blocks <= 1 or sparse:  # CSR input: a dense W_0 partial per block would dominate
         return False
-    n_params = int(layer_offsets(sizes, 1, 1)[1][-1])
+    n_params = int(network_layout(sizes, 1, 1).b_off[-1])
     return n_blocks * n_params <= cap * int(sizes.sum())
 
 
@@ -149,24 +151,27 @@ class Workspace:
         self.key = (tuple(sizes.tolist()), np.dtype(dtype), cap, n_blocks, bool(keep_pre),
                     bool(sparse))
         # CSR input has no dense input block (the kernels read it in place)
-        w_off, b_off, a_off, d_off, sq_off = layer_offsets(sizes, cap, 0 if sparse else cap)
+        layout = network_layout(sizes, cap, 0 if sparse else cap)
         n_layers = sizes.shape[0] - 1
-        self.acts = np.empty(int(a_off[n_layers + 1]), dtype=dtype)
-        self.deltas = np.empty(int(d_off[n_layers + 1]), dtype=dtype)
-        # sum over the batch of a^T delta (and of delta, for the biases): the
-        # gradient before the L2 term and the division by the weight sum
-        self.grad_sums = np.empty(int(b_off[n_layers]), dtype=dtype)
-        self.rowsq = np.empty(int(sq_off[n_layers]), dtype=np.float64)
+        n_deltas = int(layout.d_off[n_layers + 1])
+        self.layout = layout
+        self.buffers = Buffers(
+            acts=np.empty(int(layout.a_off[n_layers + 1]), dtype=dtype),
+            deltas=np.empty(n_deltas, dtype=dtype),
+            # sum over the batch of a^T delta (and of delta, for the biases): the
+            # gradient before the L2 term and the division by the weight sum
+            grad_sums=np.empty(int(layout.b_off[n_layers]), dtype=dtype),
+            rowsq=np.empty(int(layout.sq_off[n_layers]), dtype=np.float64),
+            rowloss=np.empty(cap, dtype=np.float64),
+            # f'(z) of the hidden units where the backward pass cannot get it from
+            # the activations (gelu; a layer with dropout); laid out like the deltas.
+            pre=np.empty(n_deltas if keep_pre else 0, dtype=dtype),
+            n_blocks=int(n_blocks))
         # Per-block partial gradients, for the small-network schedule (see
-        # fastbp/_kernels/network.py); an empty 1-D array selects the other
-        # schedule (and keeps the partials code out of the kernel compiled for it).
-        self.partials = (np.empty((n_blocks, self.grad_sums.shape[0]), dtype=dtype)
-                         if uses_partials(sizes, cap, n_blocks, sparse)
-                         else np.empty(0, dtype=dtype))
-        self.rowloss = np.empty(cap, dtype=np.float64)
-        # f'(z) of the hidden units where the backward pass cannot get it from
-        # the activations (gelu; a layer with dropout); laid out like ``deltas``.
-        self.pre = np.empty(int(d_off[n_layers + 1]) if keep_pre else 0, dtype=dtype)
+        # fastbp/_kernels/network.py); None selects the other schedule (and
+        # keeps the partials code out of the kernel compiled for it).
+        self.partials = (np.empty((n_blocks, int(layout.b_off[n_layers])), dtype=dtype)
+                         if uses_partials(sizes, cap, n_blocks, sparse) else None)
         # (parallel epoch kernel, its _threads.CompileGate) for these buffers
         # (set by the training loop, kept while partial_fit reuses them)
         self.train_gate = (None, None)
@@ -200,7 +205,7 @@ def as_kernel_array(a, dtype):
 
 
 def as_kernel_input(X, dtype):
-    """``KernelInput`` of X for a kernel: dense (CSR parts None) or CSR (X empty).
+    """``KernelInput`` of X for a kernel: dense (``csr`` None) or CSR (X empty).
 
     Dense input is passed without a copy when it is C-contiguous and of
     ``dtype``; CSR input keeps its data array and gets int64 index arrays.
@@ -211,10 +216,10 @@ def as_kernel_input(X, dtype):
         X = X.tocsr()  # unsorted indices and duplicates are fine: the products sum them
         n_features = X.shape[1]
         return KernelInput(np.zeros((0, n_features), dtype=dtype),
-                           as_kernel_array(X.data, dtype),
-                           as_kernel_array(X.indices, np.int64),
-                           as_kernel_array(X.indptr, np.int64))
-    return KernelInput(as_kernel_array(X, dtype), None, None, None)
+                           CSR(as_kernel_array(X.data, dtype),
+                               as_kernel_array(X.indices, np.int64),
+                               as_kernel_array(X.indptr, np.int64)))
+    return KernelInput(as_kernel_array(X, dtype), None)
 
 
 def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
@@ -242,20 +247,21 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
     sizes = net.sizes
     if n <= SMALL_PREDICT_ROWS and isinstance(X, np.ndarray):
         # a few rows: loops, no BLAS and no threads, so nothing to pin either
-        ws = np.empty((2, n * int(sizes[1:].max())), dtype=dtype)
+        buffers = np.empty((2, n * int(sizes[1:].max())), dtype=dtype)
         _threads.prepare(1)  # (the stale-cache check, once per process)
         nan_out = kernels_for("predict_rows", act_code, out_code)(
-            as_kernel_array(X, dtype), sizes, params, out, ws, act_code, out_code)
+            as_kernel_array(X, dtype), sizes, params, act_code, out_code, out, buffers)
         if not check_finite:
             return out
         return out, bool(nan_out == 0 and np.isfinite(X).all())
     inputs = as_kernel_input(X, dtype)
     pair = kernels_for("predict", act_code, out_code)
     kernel, n_threads = _threads.choose(pair, min(n_threads, max(1, n // 64)))
-    block = int(min(PREDICT_BLOCK_ROWS, max(16, -(-n // _threads.n_blocks(n)))))
+    block_rows = int(min(PREDICT_BLOCK_ROWS, max(16, -(-n // _threads.n_blocks(n)))))
     max_width = int(sizes[1:].max())  # hidden layers only: X is read in place
-    ws = aligned_empty((n_threads, 2, _padded(block * max_width, dtype)), dtype)
-    args = (*inputs, sizes, params, out, ws, act_code, out_code, block, n_threads)
+    buffers = aligned_empty((n_threads, 2, _padded(block_rows * max_width, dtype)), dtype)
+    args = (inputs.dense, inputs.csr, sizes, params, act_code, out_code, out, buffers,
+            block_rows, n_threads)
     timed_gate = None
     if n_threads > 1:
         # Not compiled yet: the serial kernel predicts (the same values) until

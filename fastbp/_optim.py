@@ -3,12 +3,16 @@
 Same protocol and attribute names as scikit-learn's ``_stochastic_optimizers``
 (``learning_rate``, ``iteration_ends(time_step)``, ``trigger_stopping(msg,
 verbose)``), but the moment buffers are flat arrays the compiled epoch updates
-in place; ``hyper`` is the float64 hyper-parameter vector the kernel reads.
+in place.  What the kernel reads is ``kernel`` (the optimizer's constants, a
+``fastbp._kernels.state.Optimizer``) and ``state`` (moments, step counter and
+the learning rate of the steps: an ``OptimizerState`` the kernel writes).
 """
 
-import numpy as np
+
+import copy
 
 from ._kernels import optimizers as optimizer_kernels
+from ._kernels import state as kernel_state
 
 __all__ = ["AdamOptimizer", "AdamWOptimizer", "RMSpropOptimizer", "SGDOptimizer",
            "make_optimizer"]
@@ -18,19 +22,25 @@ class _BaseOptimizer:
     n_moments = 0
     code = optimizer_kernels.NONE
 
-    def __init__(self, n_params, dtype, learning_rate_init):
+    def __init__(self, n_params, dtype, learning_rate_init, **constants):
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
-        self.moments = np.zeros((self.n_moments, n_params), dtype=dtype)
-        self.hyper = np.zeros(optimizer_kernels.N_HYPER, dtype=np.float64)
-        self.hyper[optimizer_kernels.HYPER_LR_INIT] = learning_rate_init
-        self.hyper[optimizer_kernels.HYPER_CLIP_EPS] = np.finfo(dtype).eps
+        self.kernel = kernel_state.optimizer(self.code, learning_rate_init, **constants)
+        self.state = kernel_state.optimizer_state(self.n_moments, n_params, dtype)
 
-    def kernel_hyper(self, alpha, huber_delta=1.0):
-        self.hyper[optimizer_kernels.HYPER_ALPHA] = alpha
-        self.hyper[optimizer_kernels.HYPER_HUBER_DELTA] = huber_delta
-        self.hyper[optimizer_kernels.HYPER_LR] = self.learning_rate
-        return self.hyper
+    @property
+    def moments(self):
+        return self.state.moments
+
+    def copy(self):
+        """A copy with state arrays of its own (the kernel updates them in place)."""
+        new = copy.copy(self)
+        new.state = kernel_state.OptimizerState(*(a.copy() for a in self.state))
+        return new
+
+    def start_batches(self):
+        """Hand the kernel this epoch's learning rate (``state.rate``)."""
+        self.state.rate[0] = self.learning_rate
 
     def after_batches(self):
         """Sync Python-side attributes after a compiled call."""
@@ -52,13 +62,12 @@ class SGDOptimizer(_BaseOptimizer):
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
-        super().__init__(n_params, dtype, learning_rate_init)
+        super().__init__(n_params, dtype, learning_rate_init, momentum=momentum,
+                         nesterov=nesterov)
         self.lr_schedule = lr_schedule
         self.momentum = momentum
         self.nesterov = nesterov
         self.power_t = power_t
-        self.hyper[optimizer_kernels.HYPER_MOMENTUM] = momentum
-        self.hyper[optimizer_kernels.HYPER_NESTEROV] = 1.0 if nesterov else 0.0
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -86,25 +95,23 @@ class AdamOptimizer(_BaseOptimizer):
     code = optimizer_kernels.ADAM
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8):
-        super().__init__(n_params, dtype, learning_rate_init)
+                 beta_2=0.999, epsilon=1e-8, **constants):
+        super().__init__(n_params, dtype, learning_rate_init, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, **constants)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.t_array = np.zeros(1, dtype=np.int64)  # steps taken; the kernel increments it
-        self.hyper[optimizer_kernels.HYPER_BETA1] = beta_1
-        self.hyper[optimizer_kernels.HYPER_BETA2] = beta_2
-        self.hyper[optimizer_kernels.HYPER_EPSILON] = epsilon
 
     @property
     def t(self):
-        return int(self.t_array[0])
+        """Steps taken (the kernel counts them in ``state.step``)."""
+        return int(self.state.step[0])
 
     def after_batches(self):
-        # The kernel leaves the rate of its last step in hyper (one source: no
-        # second formula here that could round differently).
+        # The kernel leaves the rate of its last step in state.rate (one
+        # source: no second formula here that could round differently).
         if self.t > 0:
-            self.learning_rate = float(self.hyper[optimizer_kernels.HYPER_LR])
+            self.learning_rate = float(self.state.rate[0])
 
 
 class AdamWOptimizer(AdamOptimizer):
@@ -116,9 +123,9 @@ class AdamWOptimizer(AdamOptimizer):
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
-        super().__init__(n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon)
+        super().__init__(n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon,
+                         weight_decay=weight_decay)
         self.weight_decay = weight_decay
-        self.hyper[optimizer_kernels.HYPER_WEIGHT_DECAY] = weight_decay
 
 
 class RMSpropOptimizer(_BaseOptimizer):
@@ -129,11 +136,9 @@ class RMSpropOptimizer(_BaseOptimizer):
     code = optimizer_kernels.RMSPROP
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, rho=0.9, epsilon=1e-8):
-        super().__init__(n_params, dtype, learning_rate_init)
+        super().__init__(n_params, dtype, learning_rate_init, rho=rho, epsilon=epsilon)
         self.rho = rho
         self.epsilon = epsilon
-        self.hyper[optimizer_kernels.HYPER_RHO] = rho
-        self.hyper[optimizer_kernels.HYPER_EPSILON] = epsilon
 
 
 def make_optimizer(est, n_params, dtype):

@@ -21,7 +21,9 @@ from . import _threads
 from ._blas_pin import pinned
 from ._callbacks import end_cut_short, epoch_blocks
 from ._kernels import kernels_for
+from ._kernels import state as kernel_state
 from ._kernels.activations import GELU
+from ._kernels.state import Batches, Dropout, Model, TrainArgs, no_dropout
 from ._network import Workspace, forward_pass
 from ._optim import make_optimizer
 from ._validation import dropout_rates
@@ -145,9 +147,6 @@ def _diverged_sgd(est, epoch, what="loss"):
         f" {est.learning_rate_init!r}) or {_scale_hint(est)}.")
 
 
-_NO_DROPOUT_KEY = np.zeros(2, dtype=np.int64)
-
-
 def _workspace(est, net, cap, keep_pre, sparse):
     """The training workspace, kept on ``est`` between partial_fit calls."""
     n_blocks = _threads.n_blocks(cap)
@@ -168,7 +167,12 @@ def state_hash(random_state):
 
 def is_sparse(inputs):
     """Whether a ``KernelInput`` holds CSR input."""
-    return inputs.indptr is not None
+    return inputs.csr is not None
+
+
+def kernel_loss(est, net):
+    """The ``Loss`` the estimator's fit minimizes (``fastbp._kernels.state``)."""
+    return kernel_state.loss(est._out_code, est.alpha, net.dtype, est._huber_delta)
 
 
 def needs_pre(est, rates):
@@ -177,32 +181,35 @@ def needs_pre(est, rates):
     return est.activation == "gelu" or bool(np.any(rates > 0))
 
 
-def _run_batches(kernel, inputs, Y, sw, order, net, moments, ws, act_code, out_code,
-                 opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi, dropout=None,
-                 dropout_key=_NO_DROPOUT_KEY):
-    """Mini-batches [lo, hi) of an epoch; returns ``loss_sum`` plus their losses.
-
-    ``dropout``: float64 rate per hidden layer (None: no dropout);
-    ``dropout_key``: int64 (seed, epoch) of the masks.
-    """
-    return kernel(*_batch_args(inputs, Y, sw, order, net, moments, ws, act_code, out_code,
-                               opt_code, hyper, adam_t, loss_sum, batch_size, lo, hi, dropout,
-                               dropout_key))
+def _run_batches(kernel, args):
+    """The compiled call of mini-batches [lo, hi) of an epoch: ``kernel(*args)``
+    for ``args`` a ``TrainArgs`` (``for_batches`` sets the range); returns
+    ``args.batches.loss_sum`` plus their losses.  (The one Python line that enters the
+    epoch kernel: tests wrap it.)"""
+    return kernel(*args)
 
 
-def _batch_args(inputs, Y, sw, order, net, moments, ws, act_code, out_code, opt_code, hyper,
-                adam_t, loss_sum, batch_size, lo, hi, dropout=None,
-                dropout_key=_NO_DROPOUT_KEY):
-    """The epoch kernel's arguments for ``_run_batches``."""
-    if dropout is None:
-        dropout = np.zeros(net.sizes.shape[0] - 2, dtype=np.float64)
-    if ws.pre.shape[0] == 0 and (act_code == GELU or dropout.any()):
+def train_args(inputs, Y, sw, net, ws, act_code, optimizer, state, loss, dropout=None):
+    """The epoch kernel's arguments (``fastbp._kernels.state.TrainArgs``) for
+    training ``net`` with ``ws``'s buffers on ``inputs`` (a ``KernelInput``),
+    targets ``Y`` and weights ``sw``: ``optimizer`` and ``state`` an
+    ``Optimizer`` and its ``OptimizerState``, ``loss`` a ``Loss``, ``dropout``
+    a ``Dropout`` (None: none).  Mini-batches of ``ws.cap`` rows; they cover
+    nothing until ``for_batches`` gives the epoch's order and a range."""
+    dropout = no_dropout(net.sizes.shape[0] - 2) if dropout is None else dropout
+    if ws.buffers.pre.shape[0] == 0 and (act_code == GELU or dropout.rates.any()):
         # the kernel would compute f' from the wrong values, silently
         raise ValueError("gelu and dropout need a Workspace with keep_pre=True")
-    return (*inputs, Y, sw, order, net.sizes, net.params, moments, ws.acts, ws.deltas,
-            ws.grad_sums, ws.partials, ws.rowsq, ws.rowloss, ws.pre, act_code, out_code,
-            opt_code, hyper, adam_t, dropout, dropout_key, float(loss_sum), batch_size,
-            lo, hi, ws.n_blocks)
+    batches = Batches(inputs.dense, Y, sw, np.zeros(0, dtype=np.int64), int(ws.cap), 0, 0, 0.0)
+    return TrainArgs(batches, inputs.csr, Model(net.sizes, net.params, int(act_code)),
+                     ws.layout, ws.buffers, ws.partials, optimizer, state, loss, dropout)
+
+
+def for_batches(args, order, lo, hi, loss_sum=0.0):
+    """``args`` for mini-batches [lo, hi) of ``order`` (the epoch's sample
+    indices), continuing the epoch's running ``loss_sum``."""
+    return args._replace(batches=args.batches._replace(
+        order=order, lo=int(lo), hi=int(hi), loss_sum=float(loss_sum)))
 
 
 # The held-out part of the data for early stopping: X and labels for the
@@ -244,8 +251,9 @@ class EpochLoop:
     ``sw``; ``val`` the held-out part, with early stopping), how an epoch is
     cut (``batch_size``, ``n_batches``, ``per_call`` mini-batches per compiled
     call, ``block`` per progress report), the kernel pair and the ``pacer``
-    that picks one per call, the workspace ``ws``, the dropout ``rates`` and
-    masks' ``dropout_key``, and the callbacks' open tasks.
+    that picks one per call, the workspace ``ws``, the kernel's arguments
+    ``args`` (``train_args``: the dropout masks' epoch is set per epoch, the
+    mini-batches per call) and the callbacks' open tasks.
     """
 
     def __init__(self, est, net, inputs, Y, sw, val, idx_train, incremental, n_threads,
@@ -257,16 +265,17 @@ class EpochLoop:
         self.n_train = n_train
         self.sample_idx = np.arange(n_train, dtype=np.int64)
         self.batch_size = _batch_size(est, n_train)
-        self.rates = dropout_rates(est.dropout, net.sizes.shape[0] - 2)
-        self.pair = kernels_for("train", est._act_code, est._out_code, self.rates.any())
+        rates = dropout_rates(est.dropout, net.sizes.shape[0] - 2)
+        self.pair = kernels_for("train", est._act_code, est._out_code, rates.any())
         _, self.n_threads = _threads.choose(self.pair, n_threads)
         # (the masks' seed is read from the random state, not drawn from it, so a
         # fit with dropout draws the same weights, split and mini-batches as without)
-        self.dropout_key = np.array(
-            [state_hash(est._random_state) if self.rates.any() else 0, 0], dtype=np.int64)
-        self.ws = _workspace(est, net, self.batch_size, needs_pre(est, self.rates),
+        dropout = Dropout(rates, np.array(
+            [state_hash(est._random_state) if rates.any() else 0, 0], dtype=np.int64))
+        self.ws = _workspace(est, net, self.batch_size, needs_pre(est, rates),
                              is_sparse(inputs))
-        self.adam_t = getattr(self.opt, "t_array", np.zeros(1, dtype=np.int64))
+        self.args = train_args(inputs, Y, sw, net, self.ws, est._act_code, self.opt.kernel,
+                               self.opt.state, kernel_loss(est, net), dropout)
         self.pacer = Pacer(self.n_threads, self._gate())
         self.n_batches = -(-n_train // self.batch_size)
         flops_per_batch = 6.0 * max(net.n_coef, 1) * self.batch_size
@@ -286,19 +295,10 @@ class EpochLoop:
         parallel = self.pair.parallel
         kept_for, gate = self.ws.train_gate
         if kept_for is not parallel:
-            gate = _threads.gate(parallel, "train", _batch_args(*self.batch_args(
-                self.sample_idx, self.opt.kernel_hyper(self.est.alpha, self.est._huber_delta),
-                0.0, 0, 1)))
+            gate = _threads.gate(parallel, "train", for_batches(self.args, self.sample_idx, 0, 1))
             self.ws.train_gate = (parallel, gate)
         gate.update()
         return gate
-
-    def batch_args(self, order, hyper, loss_sum, lo, hi):
-        """``_run_batches``'s arguments after the kernel, for mini-batches
-        [lo, hi) of ``order``."""
-        return (self.inputs, self.Y, self.sw, order, self.net, self.opt.moments, self.ws,
-                self.est._act_code, self.est._out_code, self.opt.code, hyper, self.adam_t,
-                loss_sum, self.batch_size, lo, hi, self.rates, self.dropout_key)
 
     def open_epoch_task(self):
         if self.tasks is not None:
@@ -331,8 +331,8 @@ def _run_epoch(loop, epochs_to_come):
     if est.shuffle:
         loop.sample_idx = shuffled(loop.sample_idx, est._random_state)
     order = loop.sample_idx if loop.idx_train is None else loop.idx_train[loop.sample_idx]
-    hyper = loop.opt.kernel_hyper(est.alpha, est._huber_delta)
-    loop.dropout_key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
+    loop.opt.start_batches()
+    loop.args.dropout.key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
     loop.open_epoch_task()
     n_batches, block = loop.n_batches, loop.block
     loss_sum = 0.0
@@ -346,7 +346,7 @@ def _run_epoch(loop, epochs_to_come):
             todo = min(todo, block - lo % block)
         hi = lo + pacer.batches(todo)
         start = time.perf_counter()
-        loss_sum = _run_batches(kernel, *loop.batch_args(order, hyper, loss_sum, lo, hi))
+        loss_sum = _run_batches(kernel, for_batches(loop.args, order, lo, hi, loss_sum))
         pacer.record(time.perf_counter() - start, hi - lo,
                      max(0, epochs_to_come - 1) * n_batches + n_batches - hi)
         if not np.isfinite(loss_sum):
@@ -668,8 +668,7 @@ def validation_score_and_loss(est, net, val, n_threads):
     # (the loss depends on the output code only: a fit with one of fastbp's
     # activations but a canonical loss needs no extended loss code)
     dataset_loss = kernels_for("dataset_loss", 0, est._out_code)
-    loss = dataset_loss(output, val.Y, val.sw, net.sizes, net.params, est._out_code,
-                        float(est.alpha), float(np.finfo(net.dtype).eps), est._huber_delta)
+    loss = dataset_loss(output, val.Y, val.sw, net.sizes, net.params, kernel_loss(est, net))
     return score, float(loss)
 
 

@@ -1,6 +1,5 @@
 """BPClassifier and BPRegressor: scikit-learn's MLP estimators on a compiled engine."""
 
-import copy
 import os
 import threading
 from abc import ABCMeta, abstractmethod
@@ -151,8 +150,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
         Not a deep copy (it cost a streaming partial_fit a fifth of its time):
         a fit replaces attributes rather than mutating them, except the
         weights (views of the buffer the kernels update), the optimizer's
-        arrays (moments, step counter, hyper-parameters) and the curves it
-        appends to; those are copied, everything else is kept by reference.
+        state (moments, step counter, rate) and the curves it appends to; those are copied, everything else is kept by reference.
         """
         params = set(self.get_params(deep=False))
         snapshot = {}
@@ -164,10 +162,7 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
             elif isinstance(v, list):
                 v = list(v)
             elif k == "_optimizer":
-                v = copy.copy(v)
-                for name, value in vars(v).items():
-                    if isinstance(value, np.ndarray):
-                        setattr(v, name, value.copy())
+                v = v.copy()
             snapshot[k] = v
         return snapshot
 

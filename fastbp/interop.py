@@ -162,7 +162,7 @@ def from_sklearn(cls, model):
         else:
             mine.moments[0] = np.concatenate([m.ravel() for m in opt.ms])
             mine.moments[1] = np.concatenate([v.ravel() for v in opt.vs])
-            mine.t_array[0] = opt.t
+            mine.state.step[0] = opt.t
         mine.learning_rate = float(opt.learning_rate)
         est._optimizer = mine
     return est

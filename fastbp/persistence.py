@@ -35,6 +35,8 @@ TRUSTED_TYPES = [
     "fastbp._optim.AdamOptimizer",
     "fastbp._optim.AdamWOptimizer",
     "fastbp._optim.RMSpropOptimizer",
+    "fastbp._kernels.state.Optimizer",
+    "fastbp._kernels.state.OptimizerState",
 ]
 
 VERSION_KEY = "_fastbp_version"

@@ -78,6 +78,9 @@ def all_dispatchers():
         for name, obj in vars(mod).items():
             if isinstance(obj, CPUDispatcher) and obj not in DISPATCHERS.values():
                 found[f"{mod.__name__}.{name}"] = obj
+    for build in (network.CORE, network.EXTENDED):  # (each build's own dispatchers)
+        for obj in (build.dataset_loss, build.forward_backward_rows):
+            found[f"{network.__name__}.{obj.py_func.__name__}"] = obj
     return found
 
 

@@ -9,6 +9,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -32,16 +33,24 @@ needs_cache = pytest.mark.skipif(
 
 
 # The arguments whose type is meant to select a specialization besides the
-# dtype: the CSR arrays (None for dense input) and ``partials`` (2-D on its
-# schedule, 1-D on the other); see fastbp/_kernels/network.py.
-_KIND_ARGS = ("Xdata", "Xindices", "Xindptr", "partials")
+# dtype: ``csr`` (None for dense input) and ``partials`` (None on the
+# parameter-owned schedule); see fastbp/_kernels/state.py.
+_KIND_ARGS = ("csr", "partials")
+
+
+def _leaf_types(t):
+    """The types inside a (named) tuple type, recursively; else ``[t]``."""
+    if isinstance(t, numba.types.BaseTuple):
+        return [leaf for inner in t.types for leaf in _leaf_types(inner)]
+    return [t]
 
 
 def _kind(dispatcher, sig):
     """What a specialization is meant to differ by: the float dtypes of its
-    arrays and the types of ``_KIND_ARGS``."""
+    arrays (also those inside its namedtuple arguments) and the types of
+    ``_KIND_ARGS``."""
     names = list(inspect.signature(dispatcher.py_func).parameters)
-    dtypes = sorted({str(getattr(t, "dtype", t)) for t in sig
+    dtypes = sorted({str(getattr(t, "dtype", t)) for arg in sig for t in _leaf_types(arg)
                      if "float" in str(getattr(t, "dtype", t))})  # arrays and scalars
     return (tuple(dtypes), tuple(str(t) for n, t in zip(names, sig) if n in _KIND_ARGS))
 

@@ -13,7 +13,6 @@
    float32, with sample weights and with L-BFGS (but dropout).
 """
 
-import inspect
 import math
 import warnings
 
@@ -32,8 +31,8 @@ from fastbp._kernels import TRAIN, TRAIN_EXTENDED, kernels_for
 from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
 from fastbp._kernels.dropout import _S11, keep_threshold, layer_key, mix64
-from fastbp._kernels.optimizers import (HYPER_ALPHA, HYPER_CLIP_EPS, HYPER_HUBER_DELTA,
-                                        N_HYPER, NONE)
+from fastbp._kernels import state as kernel_state
+from fastbp._kernels.optimizers import NONE
 from fastbp._network import Network, Workspace, as_kernel_input
 from fastbp._optim import SGDOptimizer
 
@@ -361,23 +360,22 @@ def compiled_dropout_run(X, Y, sw, order, coefs, intercepts, activation, out_act
                    keep_pre=_training.needs_pre(_Act(activation), np.asarray(rates)),
                    sparse=csr)
     if optimizer is None:
-        hyper = np.zeros(N_HYPER)
-        hyper[HYPER_ALPHA] = alpha
-        hyper[HYPER_CLIP_EPS] = np.finfo(np.float64).eps
-        moments, code = np.zeros((0, net.n_params)), NONE
+        kernel_opt = kernel_state.optimizer(NONE)
+        opt_state = kernel_state.optimizer_state(0, net.n_params, np.float64)
     else:
-        hyper, moments, code = optimizer.kernel_hyper(alpha), optimizer.moments, optimizer.code
-    hyper[HYPER_HUBER_DELTA] = HUBER_DELTA
+        optimizer.start_batches()  # its learning rate into state.rate, as an epoch does
+        kernel_opt, opt_state = optimizer.kernel, optimizer.state
     a_code, o_code = KA.HIDDEN_CODES[activation], KL.OUTPUT_CODES[(out_act, loss)]
     kernel, n_threads = _threads.choose(kernels_for("train", a_code, o_code, True), n_threads)
     n_batches = -(-order.shape[0] // batch_size)
+    args = _training.train_args(
+        as_kernel_input(sp.csr_matrix(X) if csr else X, np.float64), Y, sw, net, ws, a_code,
+        kernel_opt, opt_state, kernel_state.loss(o_code, alpha, np.float64, HUBER_DELTA),
+        kernel_state.Dropout(np.asarray(rates, dtype=np.float64), key))
     with _threads.thread_limits(n_threads):
         total = _training._run_batches(
-            kernel, as_kernel_input(sp.csr_matrix(X) if csr else X, np.float64), Y, sw,
-            order, net, moments, ws, a_code,
-            o_code, code, hyper, np.zeros(1, np.int64), 0.0, batch_size, 0, n_batches,
-            dropout=np.asarray(rates, dtype=np.float64), dropout_key=key)
-    return total, ws.grad_sums.copy(), net.params.copy(), kernel
+            kernel, _training.for_batches(args, order, 0, n_batches, 0.0))
+    return total, ws.buffers.grad_sums.copy(), net.params.copy(), kernel
 
 
 class _Act:
@@ -524,19 +522,16 @@ class RunBatchesSpy:
     def __init__(self, monkeypatch):
         self.calls = []
         real = _training._run_batches
-        signature = inspect.signature(real)
 
-        def spy(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs).arguments
+        def spy(kernel, args):
             self.calls.append({
-                "kernel": args[0],
-                "order": np.array(bound["order"]),
-                "params": bound["net"].params.copy(),
-                "dropout": None if bound.get("dropout") is None
-                else np.array(bound["dropout"]),
-                "dropout_key": np.array(bound.get("dropout_key", [0, 0])),
+                "kernel": kernel,
+                "order": np.array(args.batches.order),
+                "params": args.model.params.copy(),
+                "dropout": None if args.dropout is None else np.array(args.dropout.rates),
+                "dropout_key": np.array(args.dropout.key),
             })
-            return real(*args, **kwargs)
+            return real(kernel, args)
 
         monkeypatch.setattr(_training, "_run_batches", spy)
 
@@ -870,7 +865,8 @@ def test_a_dropout_for_no_hidden_layer_or_nested_is_refused():
 @pytest.mark.parametrize("options", [dict(activation="gelu"), dict(dropout=0.5)])
 def test_a_workspace_without_pre_is_refused(options):
     """gelu and dropout compute f' from ``pre``; a workspace without it would give
-    a wrong gradient silently, so the one Python line into the kernel refuses it."""
+    a wrong gradient silently, so building the kernel's arguments
+    (``_training.train_args``, on the way into the kernel) refuses it."""
     rng = np.random.RandomState(0)
     X = rng.rand(20, 3)
     Y = np.eye(2)[rng.randint(0, 2, 20)]
@@ -879,9 +875,12 @@ def test_a_workspace_without_pre_is_refused(options):
     ws = Workspace(net.sizes, np.float64, 20, 1)
     act = KA.HIDDEN_CODES[options.get("activation", "relu")]
     rates = np.array([options.get("dropout", 0.0)])
-    hyper = np.zeros(N_HYPER)
     with pytest.raises(ValueError, match="keep_pre=True"):
-        _training._run_batches(TRAIN_EXTENDED.serial, as_kernel_input(X, np.float64), Y,
-                               np.ones(20), np.arange(20), net, np.zeros((0, net.n_params)),
-                               ws, act, 2, NONE, hyper, np.zeros(1, np.int64), 0.0, 20, 0, 1,
-                               rates, np.zeros(2, np.int64))
+        args = _training.train_args(
+            as_kernel_input(X, np.float64), Y, np.ones(20), net, ws, act,
+            kernel_state.optimizer(NONE),
+            kernel_state.optimizer_state(0, net.n_params, np.float64),
+            kernel_state.loss(2, 0.0, np.float64),
+            kernel_state.Dropout(rates, np.zeros(2, np.int64)))
+        _training._run_batches(TRAIN_EXTENDED.serial,
+                               _training.for_batches(args, np.arange(20), 0, 1))

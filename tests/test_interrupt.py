@@ -97,7 +97,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import fastbp
 from fastbp import BPClassifier, _lbfgs, _training
-from fastbp._kernels import network as K
+from fastbp import _kernels as K
+from fastbp._network import Network
 
 
 def emit(tag, **payload):
@@ -147,10 +148,11 @@ state = {"announce": False, "in_call": None, "calls": [], "init": None, "during"
 real_run_batches = _training._run_batches
 
 
-def timed_run_batches(*args):
-    kernel, Y, net = args[0], args[2], args[5]
-    rec = {"i": len(state["calls"]), "lo": int(args[15]), "hi": int(args[16]),
-           "parallel": kernel is K.train_batches_parallel,
+def timed_run_batches(kernel, args):
+    Y = args.batches.Y
+    net = Network(args.model.sizes, args.model.params.dtype, args.model.params)  # its views
+    rec = {"i": len(state["calls"]), "lo": args.batches.lo, "hi": args.batches.hi,
+           "parallel": kernel is K.TRAIN.parallel,
            "numba_threads": int(numba.get_num_threads())}
     if rec["i"] == 0:
         state["init"] = [c.copy() for c in net.coefs] + [b.copy() for b in net.intercepts]
@@ -161,7 +163,7 @@ def timed_run_batches(*args):
     rec["t0"] = time.monotonic()
     state["in_call"] = rec["i"]
     try:
-        out = real_run_batches(*args)  # the compiled call
+        out = real_run_batches(kernel, args)  # the compiled call
         rec["loss"] = float(out) / Y.shape[0]
         return out
     finally:

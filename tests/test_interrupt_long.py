@@ -103,7 +103,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import BPClassifier, _threads, _training
-from fastbp._kernels import network as K
+from fastbp import _kernels as K
+from fastbp._network import Network
 
 
 def emit(tag, **payload):
@@ -171,20 +172,21 @@ def on_sigint(signum, frame):
 signal.signal(signal.SIGINT, on_sigint)
 
 
-def spy(*args):
-    kernel, Y, net, moments, adam_t, lo, hi = (args[0], args[2], args[5], args[6],
-                                               args[12], int(args[15]), int(args[16]))
+def spy(kernel, args):
+    Y, lo, hi = args.batches.Y, args.batches.lo, args.batches.hi
+    moments, adam_t = args.state.moments, args.state.step
+    net = Network(args.model.sizes, args.model.params.dtype, args.model.params)  # its views
     with lock:
-        rec = nets.setdefault(id(net), {"order": len(nets), "calls": 0, "epoch_losses": [],
+        rec = nets.setdefault(id(args.model.params), {"order": len(nets), "calls": 0, "epoch_losses": [],
                                         "batches_done": 0, "recent": []})
     call = {"lo": lo, "hi": hi, "t0": time.monotonic(),
-            "parallel": kernel is K.train_batches_parallel, "returned": False}
+            "parallel": kernel is K.TRAIN.parallel, "returned": False}
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         guard["recording"] = True  # a signal after t0: the call runs, then is recorded
     out = None
     try:
-        out = real_run_batches(*args)
+        out = real_run_batches(kernel, args)
         call["returned"] = True
         return out
     finally:
@@ -197,7 +199,7 @@ def spy(*args):
         rec["batches_done"] += hi - lo
         # an epoch's last call returns the epoch's loss sum (lbfgs: every
         # call is one full-batch evaluation, hi == 1 == ceil(n / n))
-        if out is not None and hi == -(-Y.shape[0] // int(args[14])):
+        if out is not None and hi == -(-Y.shape[0] // args.batches.size):
             rec["epoch_losses"].append(float(out) / Y.shape[0])
         if in_main:
             guard["recording"] = False
@@ -280,7 +282,7 @@ if raised is None:
     if opt is not None and res["matches_last_call_of"]:
         rec = [r for r in nets.values() if r["order"] == res["matches_last_call_of"][0]][0]
         res["moments_match"] = bool(np.array_equal(np.asarray(opt.moments), rec["last_moments"]))
-        res["adam_t"] = int(opt.t_array[0]) if hasattr(opt, "t_array") else None
+        res["adam_t"] = int(opt.t) if hasattr(opt, "t") else None
         res["spy_adam_t"] = rec["last_adam_t"]
         res["kept_net"] = rec["order"]
     if announce.iterates:

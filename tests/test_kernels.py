@@ -29,17 +29,11 @@ from sklearn.exceptions import ConvergenceWarning
 import _reference as ref
 from conftest import tol
 from fastbp import BPClassifier, _threads, _training
-from fastbp._kernels import (
-    PREDICT,
-    TRAIN,
-    predict_parallel,
-    predict_serial,
-    train_batches_parallel,
-    train_batches_serial,
-)
+from fastbp._kernels import PREDICT, TRAIN
 from fastbp._kernels import activations as KA
 from fastbp._kernels import losses as KL
 from fastbp._kernels import optimizers as KO
+from fastbp._kernels import state as kernel_state
 from fastbp._network import Network, Workspace, as_kernel_input
 from fastbp._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from fastbp._lbfgs import loss_and_gradient
@@ -135,7 +129,7 @@ def assert_close(actual, desired, dtype, scale=1.0, err_msg=""):
 def threads_for(n_threads):
     kernel, eff = _threads.choose(TRAIN, n_threads)
     assert eff == n_threads  # the parallel variant really runs
-    assert kernel is (train_batches_parallel if n_threads > 1 else train_batches_serial)
+    assert kernel is (TRAIN.parallel if n_threads > 1 else TRAIN.serial)
     return kernel
 
 
@@ -318,14 +312,14 @@ def kernel_epoch(net, opt, Xk, Y, sw, order, batch_size, activation, out_act, al
     if chunks is None:
         chunks = [(0, n_batches)]
     ws = Workspace(net.sizes, net.dtype, batch_size, n_blocks)
-    hp = opt.kernel_hyper(alpha)
-    adam_t = getattr(opt, "t_array", np.zeros(1, dtype=np.int64))
+    args = _training.train_args(Xk, Y, sw, net, ws, act_code(activation), opt.kernel,
+                                opt.state, kernel_state.loss(out_code(out_act), alpha,
+                                                             net.dtype))
+    opt.start_batches()
     total = 0.0
     with _threads.thread_limits(n_threads):
         for lo, hi in chunks:
-            total = _run_batches(kernel, Xk, Y, sw, order, net, opt.moments, ws,
-                                 act_code(activation), out_code(out_act), opt.code, hp,
-                                 adam_t, total, batch_size, lo, hi)
+            total = _run_batches(kernel, _training.for_batches(args, order, lo, hi, total))
     opt.after_batches()
     return total
 
@@ -444,7 +438,7 @@ def test_adam_step_counter_advances_per_batch_and_sets_rate(rng):
     X, Y, sw, sizes = epoch_problem(rng, "binary", np.float64, n=20)
     _, _, net = init_params(sizes, "logistic", 0, np.float64)
     opt = make_optimizer("adam", net.n_params, np.float64)
-    opt.t_array[0] = 5  # a partial_fit that already took 5 steps
+    opt.state.step[0] = 5  # a partial_fit that already took 5 steps
     order = np.arange(20, dtype=np.int64)
     kernel_epoch(net, opt, kernel_input(X, np.float64, False), Y, sw, order, 6,
                  "logistic", "logistic", 0.0, 2, 2, chunks=[(0, 2)])
@@ -506,9 +500,9 @@ def test_fit_split_into_many_calls_is_bitwise_equal(rng, monkeypatch):
     calls = []
     original = _training._run_batches
 
-    def spy(*args):
-        calls.append((args[15], args[16]))  # (lo, hi)
-        return original(*args)
+    def spy(kernel, args):
+        calls.append((args.batches.lo, args.batches.hi))
+        return original(kernel, args)
 
     monkeypatch.setattr(_training, "CALL_FLOPS", 1.0)
     monkeypatch.setattr(_training, "_run_batches", spy)
@@ -534,8 +528,8 @@ def run_predict(net, X, dtype, a_code, o_code, block, n_threads):
     kernel, eff = _threads.choose(PREDICT, n_threads)
     assert eff == n_threads
     with _threads.thread_limits(eff):
-        nonfinite = kernel(Xk[0], Xk[1], Xk[2], Xk[3], sizes, net.params, out, ws,
-                           a_code, o_code, block, eff)
+        nonfinite = kernel(Xk.dense, Xk.csr, sizes, net.params, a_code, o_code, out, ws,
+                           block, eff)
     # the count of inf/nan first-layer products (X @ W_0, before the bias)
     Z0 = np.asarray(X @ net.coefs[0].astype(dtype), dtype=dtype)
     assert nonfinite == int((~np.isfinite(Z0)).sum())
@@ -719,20 +713,32 @@ def test_gradient_is_bitwise_identical_across_thread_counts(rng, dtype):
             np.testing.assert_array_equal(grad, results[0][1])
 
 
+def assert_one_kernel_type(optimizer):
+    """An ``Optimizer`` whose code is an int and every hyper-parameter a float
+    (what the old float64 ``hyper`` vector guaranteed: one kernel type)."""
+    assert isinstance(optimizer, kernel_state.Optimizer)
+    assert type(optimizer.code) is int
+    assert all(type(v) is float for v in optimizer[1:]), optimizer
+
+
 def test_kernel_hp_layout():
-    """The hyper-parameter vector the kernels read is what the optimizers write."""
+    """The optimizer constants, rate and loss the kernels read are what the
+    optimizers (and ``state.loss``) write."""
     opt = SGDOptimizer(10, np.float32, 0.2, "constant", 0.7, False, 0.5)
-    hp = opt.kernel_hyper(0.25)
-    assert hp.dtype == np.float64 and hp.shape == (KO.N_HYPER,)
-    assert (hp[KO.HYPER_LR], hp[KO.HYPER_MOMENTUM], hp[KO.HYPER_NESTEROV], hp[KO.HYPER_ALPHA]) == (
+    assert_one_kernel_type(opt.kernel)
+    opt.start_batches()  # the rate of the steps (sgd: the current learning rate)
+    assert opt.state.rate.dtype == np.float64 and opt.state.rate.shape == (1,)
+    loss = kernel_state.loss(out_code("identity"), 0.25, np.float32)
+    assert (opt.state.rate[0], opt.kernel.momentum, opt.kernel.nesterov, loss.alpha) == (
         0.2, 0.7, 0.0, 0.25)
-    assert hp[KO.HYPER_CLIP_EPS] == np.finfo(np.float32).eps
+    assert loss.clip_eps == np.finfo(np.float32).eps
     adam = AdamOptimizer(10, np.float64, 0.03, 0.8, 0.99, 1e-7)
-    hp = adam.kernel_hyper(0.0)
-    assert (hp[KO.HYPER_LR_INIT], hp[KO.HYPER_BETA1], hp[KO.HYPER_BETA2], hp[KO.HYPER_EPSILON]) == (
-        0.03, 0.8, 0.99, 1e-7)
+    assert_one_kernel_type(adam.kernel)
+    assert (adam.kernel.lr_init, adam.kernel.beta_1, adam.kernel.beta_2,
+            adam.kernel.epsilon) == (0.03, 0.8, 0.99, 1e-7)
     assert adam.moments.shape == (2, 10) and opt.moments.shape == (1, 10)
     assert adam.code == KO.ADAM and opt.code == KO.SGD
+    assert adam.kernel.code == KO.ADAM and opt.kernel.code == KO.SGD
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -780,8 +786,7 @@ def test_step_range_is_sklearns_update_in_the_array_dtype(solver, dtype, seed):
     sk.update_params(sk_params, [sk_grad])
 
     w_before, mom_before = w.copy(), moments.copy()
-    KO.step_range(w, raw, moments, p0, p1, alpha, 0.0, n_rows, opt.code,
-                  opt.kernel_hyper(alpha), lr_t)
+    KO.step_range(w, raw, moments, p0, p1, alpha, 0.0, n_rows, opt.kernel, lr_t)
     np.testing.assert_array_equal(w[p0:p1], sk_params[0])
     if solver == "adam":
         np.testing.assert_array_equal(moments[0, p0:p1], sk.ms[0])

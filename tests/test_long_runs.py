@@ -65,8 +65,9 @@ def spy():
     _training._workspace = _spy_workspace
 
 def workspace_bytes(ws):
-    return sum(a.nbytes for a in (ws.acts, ws.deltas, ws.grad_sums, ws.rowsq,
-                                  ws.partials, ws.rowloss, ws.pre))
+    arrays = [ws.buffers.acts, ws.buffers.deltas, ws.buffers.grad_sums, ws.buffers.rowsq,
+              ws.buffers.rowloss, ws.buffers.pre]
+    return sum(a.nbytes for a in arrays + ([] if ws.partials is None else [ws.partials]))
 """
 
 

@@ -10,7 +10,8 @@
   change a bit;
 * the ``rho`` / ``weight_decay`` parameters: scikit-learn's validation messages,
   their place in the signature and their defaults;
-* the Python optimizers' ``kernel_hyper`` layout.
+* the Python optimizers' kernel constants (``opt.kernel``, a
+  ``fastbp._kernels.state.Optimizer``) and the ``Loss`` fields.
 
 Whole epochs of the compiled kernel against the oracle, for every schedule and
 thread/block count, are in ``test_kernels.py`` (its ``SOLVERS``).
@@ -30,6 +31,8 @@ import _reference as ref
 from conftest import tol
 from fastbp import BPClassifier, BPRegressor, _threads
 from fastbp._kernels import optimizers as KO
+from fastbp._kernels import state as kernel_state
+from fastbp._kernels.losses import OUTPUT_CODES
 from fastbp._optim import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer
 
 DTYPES = [np.float64, np.float32]
@@ -116,7 +119,8 @@ def test_step_range_is_the_formula_in_the_array_dtype(rng, solver, decay, dtype)
     opt = make_opt(solver, dtype)
     code = KO.RMSPROP if solver == "rmsprop" else KO.ADAMW
     assert opt.code == code
-    hyper = opt.kernel_hyper(ALPHA)
+    optimizer = opt.kernel
+    assert optimizer.code == code
     w, moments = step_inputs(rng, solver, dtype)
     w_np, mom_np = w.copy(), moments.copy()
     w64, mom64 = w.astype(np.float64), moments.astype(np.float64)
@@ -125,8 +129,8 @@ def test_step_range_is_the_formula_in_the_array_dtype(rng, solver, decay, dtype)
     for t in range(1, 7):
         raw = rng.normal(size=N).astype(dtype)
         lr_t = rate(solver, t)
-        assert KO.step_range(w, raw, moments, P0, P1, ALPHA, decay, SW_SUM, code,
-                             hyper, lr_t) is None
+        assert KO.step_range(w, raw, moments, P0, P1, ALPHA, decay, SW_SUM, optimizer,
+                             lr_t) is None
         numpy_step(solver, w_np, raw, mom_np, ALPHA, decay, SW_SUM, lr_t, dtype)
         numpy_step(solver, w64, raw.astype(np.float64), mom64, ALPHA, decay, SW_SUM,
                    lr_t, np.float64)
@@ -148,25 +152,27 @@ def test_step_range_is_the_formula_in_the_array_dtype(rng, solver, decay, dtype)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_adamw_bias_range_is_an_adam_step_bitwise(rng, dtype):
     """decay 0 (what the callers pass for intercepts): ADAMW is ADAM bit for bit,
-    with the very same hyper vector -- whose weight-decay slot is not 0, so the
-    kernel must decay by its ``decay`` argument, not by the slot."""
+    with the very same constants but the code -- whose ``weight_decay`` is not 0, so
+    the kernel must decay by its ``decay`` argument, not by the field."""
     opt = make_opt("adamw", dtype)
-    hyper = opt.kernel_hyper(ALPHA)
-    assert hyper[KO.HYPER_WEIGHT_DECAY] == ADW["wd"]
+    adamw = opt.kernel
+    assert adamw.code == KO.ADAMW
+    assert adamw.weight_decay == ADW["wd"]
+    adam = adamw._replace(code=KO.ADAM)
     w_w, mom_w = step_inputs(rng, "adamw", dtype)
     w_a, mom_a = w_w.copy(), mom_w.copy()
     for t in range(1, 6):
         raw = rng.normal(size=N).astype(dtype)
         lr_t = rate("adamw", t)
         l2 = 0.0 if t % 2 else ALPHA  # bias ranges have l2 0; the decay alone matters
-        KO.step_range(w_w, raw, mom_w, P0, P1, l2, 0.0, SW_SUM, KO.ADAMW, hyper, lr_t)
-        KO.step_range(w_a, raw, mom_a, P0, P1, l2, 0.0, SW_SUM, KO.ADAM, hyper, lr_t)
+        KO.step_range(w_w, raw, mom_w, P0, P1, l2, 0.0, SW_SUM, adamw, lr_t)
+        KO.step_range(w_a, raw, mom_a, P0, P1, l2, 0.0, SW_SUM, adam, lr_t)
         np.testing.assert_array_equal(w_w, w_a, err_msg=f"step {t}")
         np.testing.assert_array_equal(mom_w, mom_a, err_msg=f"step {t}")
     # and with a decay they part (the comparison above is not vacuous)
     raw = rng.normal(size=N).astype(dtype)
-    KO.step_range(w_w, raw, mom_w, P0, P1, ALPHA, ADW["wd"], SW_SUM, KO.ADAMW, hyper, 0.01)
-    KO.step_range(w_a, raw, mom_a, P0, P1, ALPHA, ADW["wd"], SW_SUM, KO.ADAM, hyper, 0.01)
+    KO.step_range(w_w, raw, mom_w, P0, P1, ALPHA, ADW["wd"], SW_SUM, adamw, 0.01)
+    KO.step_range(w_a, raw, mom_a, P0, P1, ALPHA, ADW["wd"], SW_SUM, adam, 0.01)
     assert not np.array_equal(w_w, w_a)
     np.testing.assert_array_equal(mom_w, mom_a)  # moments use g before the decay
 
@@ -184,14 +190,14 @@ def test_decay_argument_is_read_by_adamw_only(rng, solver):
         opt = AdamOptimizer(N, dtype, 0.05, 0.8, 0.99, 1e-7)
     else:
         opt = make_opt("rmsprop", dtype)
-    hyper = opt.kernel_hyper(ALPHA)
+    optimizer = opt.kernel
     w0 = rng.normal(size=N)
     mom0 = rng.random(size=(opt.moments.shape[0], N)) * 0.1
     raw = rng.normal(size=N)
     results = []
     for decay in (0.0, 0.3):
         w, mom = w0.copy(), mom0.copy()
-        KO.step_range(w, raw, mom, P0, P1, ALPHA, decay, SW_SUM, opt.code, hyper, 0.01)
+        KO.step_range(w, raw, mom, P0, P1, ALPHA, decay, SW_SUM, optimizer, 0.01)
         results.append((w, mom))
     assert not np.array_equal(results[0][0], w0)
     np.testing.assert_array_equal(results[1][0], results[0][0])
@@ -242,6 +248,14 @@ def test_reference_steps_decay_only_the_coefs():
 # --------------------------------------------------------------------------
 # 2. the Python optimizers
 # --------------------------------------------------------------------------
+def assert_one_kernel_type(optimizer):
+    """An ``Optimizer`` whose code is an int and every hyper-parameter a float
+    (what the old float64 ``hyper`` vector guaranteed: one kernel type)."""
+    assert isinstance(optimizer, kernel_state.Optimizer)
+    assert type(optimizer.code) is int
+    assert all(type(v) is float for v in optimizer[1:]), optimizer
+
+
 def test_solver_codes_and_hyper_slots():
     assert (KO.RMSPROP, KO.ADAMW) == (3, 4)
     # each solver's optimizer runs its own kernel code
@@ -252,10 +266,11 @@ def test_solver_codes_and_hyper_slots():
              for solver in ("sgd", "adam", "rmsprop", "adamw")}
     assert codes == {"sgd": KO.SGD, "adam": KO.ADAM, "rmsprop": KO.RMSPROP,
                      "adamw": KO.ADAMW}
-    slots = [getattr(KO, name) for name in dir(KO) if name.startswith("HYPER_")]
-    assert "HYPER_RHO" in dir(KO) and "HYPER_WEIGHT_DECAY" in dir(KO)
-    assert len(set(slots)) == len(slots)  # no two names share a slot
-    assert sorted(slots) == list(range(KO.N_HYPER))  # N_HYPER counts them all
+    fields = kernel_state.Optimizer._fields
+    assert "rho" in fields and "weight_decay" in fields
+    assert len(set(fields)) == len(fields)  # no two names share a field
+    # the constructor sets every field (in order): none is left out
+    assert tuple(inspect.signature(kernel_state.optimizer).parameters) == fields
 
 
 def test_rmsprop_optimizer_kernel_hyper_layout():
@@ -264,14 +279,18 @@ def test_rmsprop_optimizer_kernel_hyper_layout():
     assert opt.moments.shape == (1, 10) and opt.moments.dtype == np.float32
     assert not opt.moments.any()
     assert opt.learning_rate == 0.02
-    hp = opt.kernel_hyper(0.25)
-    assert hp.dtype == np.float64 and hp.shape == (KO.N_HYPER,)
-    assert hp[KO.HYPER_RHO] == 0.8
-    assert hp[KO.HYPER_EPSILON] == 1e-6
-    assert hp[KO.HYPER_LR] == hp[KO.HYPER_LR_INIT] == 0.02  # the constant rate
-    assert hp[KO.HYPER_ALPHA] == 0.25
-    assert hp[KO.HYPER_WEIGHT_DECAY] == 0.0
-    assert hp[KO.HYPER_CLIP_EPS] == np.finfo(np.float32).eps
+    k = opt.kernel
+    assert_one_kernel_type(k)
+    assert k.code == KO.RMSPROP
+    assert k.rho == 0.8
+    assert k.epsilon == 1e-6
+    opt.start_batches()  # the rate the kernel steps with
+    assert opt.state.rate.dtype == np.float64 and opt.state.rate.shape == (1,)
+    assert opt.state.rate[0] == k.lr_init == 0.02  # the constant rate
+    loss = kernel_state.loss(OUTPUT_CODES[("softmax", "log_loss")], 0.25, np.float32)
+    assert loss.alpha == 0.25
+    assert k.weight_decay == 0.0
+    assert loss.clip_eps == np.finfo(np.float32).eps
     defaults = {k: p.default for k, p in
                 inspect.signature(RMSpropOptimizer).parameters.items()
                 if p.default is not inspect.Parameter.empty}
@@ -284,20 +303,22 @@ def test_adamw_optimizer_kernel_hyper_layout():
     assert opt.code == KO.ADAMW and opt.n_moments == 2
     assert opt.moments.shape == (2, 10) and opt.moments.dtype == np.float64
     assert opt.t == 0 and opt.learning_rate == 0.03
-    hp = opt.kernel_hyper(0.5)
-    assert hp.shape == (KO.N_HYPER,)
-    assert hp[KO.HYPER_WEIGHT_DECAY] == 0.2
-    assert (hp[KO.HYPER_LR_INIT], hp[KO.HYPER_BETA1], hp[KO.HYPER_BETA2],
-            hp[KO.HYPER_EPSILON], hp[KO.HYPER_ALPHA]) == (0.03, 0.8, 0.99, 1e-7, 0.5)
-    assert hp[KO.HYPER_RHO] == 0.0
+    k = opt.kernel
+    assert_one_kernel_type(k)
+    assert k.code == KO.ADAMW
+    assert k.weight_decay == 0.2
+    loss = kernel_state.loss(OUTPUT_CODES[("softmax", "log_loss")], 0.5, np.float64)
+    assert (k.lr_init, k.beta_1, k.beta_2, k.epsilon, loss.alpha) == (
+        0.03, 0.8, 0.99, 1e-7, 0.5)
+    assert k.rho == 0.0
     defaults = {k: p.default for k, p in
                 inspect.signature(AdamWOptimizer).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     assert defaults == dict(learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                             epsilon=1e-8, weight_decay=0.01)
-    # plain Adam leaves the new slots at 0 (its weight ranges get decay 0)
-    hp = AdamOptimizer(10, np.float64, 0.03).kernel_hyper(0.0)
-    assert hp[KO.HYPER_WEIGHT_DECAY] == 0.0 and hp[KO.HYPER_RHO] == 0.0
+    # plain Adam leaves the new fields at 0 (its weight ranges get decay 0)
+    k = AdamOptimizer(10, np.float64, 0.03).kernel
+    assert k.weight_decay == 0.0 and k.rho == 0.0
 
 
 # --------------------------------------------------------------------------
@@ -330,7 +351,7 @@ def test_adamw_without_weight_decay_is_adam_bitwise():
     assert_same_fit(adamw0, adam)
     # the default weight decay reaches the kernel: the fits part
     adamw = quiet(BPClassifier(solver="adamw", **params), "fit", X, y)
-    assert adamw._optimizer.hyper[KO.HYPER_WEIGHT_DECAY] == 0.01
+    assert adamw._optimizer.kernel.weight_decay == 0.01
     assert not np.array_equal(adamw.coefs_[0], adam.coefs_[0])
 
 

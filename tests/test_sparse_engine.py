@@ -102,7 +102,7 @@ def test_no_n_features_wide_buffers(monkeypatch):
     class Spy(real_ws):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            seen["acts"] = self.acts.size
+            seen["acts"] = self.buffers.acts.size
 
     monkeypatch.setattr(_lbfgs, "Workspace", Spy)  # (an lbfgs fit)
     est = BPClassifier((8,), solver="lbfgs", max_iter=2, random_state=0).fit(X, y)

@@ -484,10 +484,10 @@ def test_serial_probe_is_short_when_an_epoch_is_one_call(digits, monkeypatch):
     calls = []
     real_run = _training._run_batches
 
-    def spy(kernel, *args):
-        lo, hi = args[14], args[15]
+    def spy(kernel, args):
+        lo, hi = args.batches.lo, args.batches.hi
         calls.append((kernel is K.TRAIN.serial, lo, hi))
-        return real_run(kernel, *args)
+        return real_run(kernel, args)
 
     def record(self, seconds, n_batches, batches_to_come=0):  # parallel 2x faster, always
         self.seen[self._last] += 1

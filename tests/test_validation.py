@@ -365,7 +365,7 @@ def test_gradient_of_a_non_finite_loss_is_nan_not_workspace_garbage():
     net = Network([2, 3, 1], np.float64)
     net.params[...] = 1.0
     ws = Workspace(net.sizes, np.float64, 4, 1)
-    ws.grad_sums[...] = 123.0  # what a reused workspace might hold
+    ws.buffers.grad_sums[...] = 123.0  # what a reused workspace might hold
     loss, grad = loss_and_gradient(net, as_kernel_input(X, np.float64), Y, np.ones(4),
                                    0, 0, 0.0, ws, 1)
     assert loss == np.inf

@@ -7,8 +7,8 @@ The gradient of parameter p is ``g = (grad_sums[p] + l2 * params[p]) / sw_sum`` 
 ``SGDOptimizer`` / ``AdamOptimizer`` exactly, but done in place on one range,
 so every thread updates only the parameters it owns.
 
-Hyper-parameters travel in one float64 vector ``hyper`` indexed by the ``HYPER_*``
-constants.
+An optimizer's hyper-parameters travel in one ``fastbp._kernels.state.Optimizer``
+(``code`` says which step), its moments in ``OptimizerState.moments``.
 """
 
 import math
@@ -28,21 +28,6 @@ ADAMW = 4  # Adam plus decoupled weight decay (Loshchilov & Hutter)
 # raw data loss: one row chunk of a full-batch evaluation, which Python adds up
 # (``fastbp._lbfgs.loss_and_gradient`` on large data).
 SUMS = 5
-
-
-HYPER_LR = 0  # sgd: current learning rate; adam: the bias-corrected rate of this step
-HYPER_MOMENTUM = 1
-HYPER_NESTEROV = 2
-HYPER_BETA1 = 3
-HYPER_BETA2 = 4
-HYPER_EPSILON = 5
-HYPER_ALPHA = 6
-HYPER_CLIP_EPS = 7  # finfo(dtype).eps, for clipping probabilities in the log losses
-HYPER_LR_INIT = 8
-HYPER_RHO = 9  # rmsprop: decay of the squared-gradient average
-HYPER_WEIGHT_DECAY = 10  # adamw: decoupled weight decay (weights only)
-HYPER_HUBER_DELTA = 11  # the huber loss's threshold (not an optimizer's, but it travels here)
-N_HYPER = 12
 
 
 def as_dtype_of(arr, x):
@@ -69,7 +54,7 @@ def adam_rate(lr_init, beta_1, beta_2, t):
     The powers go through C ``pow`` on doubles, as Python's ``float ** int``
     does; numba's ``**`` with an integer exponent multiplies by repeated
     squaring instead, which differed by an ulp in ~3% of float64 steps.  The
-    epoch kernel is the only caller (and hands the rate back in ``hyper``), so the
+    epoch kernel is the only caller (and leaves the rate in ``OptimizerState.rate``), so the
     rate has one source.
     """
     tt = float(t)
@@ -98,8 +83,7 @@ def adam_update(w, lr_t, lr, m, denom):
 
 
 @jit
-def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, hyper,
-               lr_t):
+def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, optimizer, lr_t):
     """Apply one optimizer step to params[p0:p1].
 
     Shapes: params, grad_sums (n_params,); moments (n_moments, n_params) -- sgd uses
@@ -113,7 +97,7 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
     adamw: Adam's moments from g at the current w; then w *= 1 - lr_init * decay
     (the rate of the schedule, not the bias-corrected one: the decay is decoupled
     from the gradient step); then Adam's step.
-    Mutates params and moments (or grad_sums when opt_code == NONE; nothing
+    Mutates params and moments (or grad_sums when ``optimizer.code`` is NONE; nothing
     for SUMS).  Returns None.
 
     The arithmetic is done as scikit-learn's numpy does it: in the arrays' dtype
@@ -131,10 +115,11 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
     l2_ = as_dtype_of(params, l2)
     sw = as_dtype_of(params, sw_sum)
     lr = as_dtype_of(params, lr_t)
+    opt_code = optimizer.code
     if opt_code == SGD:
-        mom = as_dtype_of(params, hyper[HYPER_MOMENTUM])
+        mom = as_dtype_of(params, optimizer.momentum)
         vel = moments[0, p0:p1]
-        if hyper[HYPER_NESTEROV] != 0.0:
+        if optimizer.nesterov != 0.0:
             for i in range(n):
                 g = (g_sum[i] + l2_ * w[i]) / sw
                 v = mom * vel[i] - lr * g
@@ -147,11 +132,11 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
                 vel[i] = v
                 w[i] += v
     elif opt_code == ADAM:
-        b1 = as_dtype_of(params, hyper[HYPER_BETA1])
-        c1 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA1])
-        b2 = as_dtype_of(params, hyper[HYPER_BETA2])
-        c2 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA2])
-        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
+        b1 = as_dtype_of(params, optimizer.beta_1)
+        c1 = as_dtype_of(params, 1.0 - optimizer.beta_1)
+        b2 = as_dtype_of(params, optimizer.beta_2)
+        c2 = as_dtype_of(params, 1.0 - optimizer.beta_2)
+        eps = as_dtype_of(params, optimizer.epsilon)
         m = moments[0, p0:p1]
         v = moments[1, p0:p1]
         for i in range(n):
@@ -162,9 +147,9 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
             v[i] = vi
             w[i] = adam_update(w[i], lr_t, lr, mi, np.sqrt(vi) + eps)
     elif opt_code == RMSPROP:
-        rho = as_dtype_of(params, hyper[HYPER_RHO])
-        c_rho = as_dtype_of(params, 1.0 - hyper[HYPER_RHO])
-        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
+        rho = as_dtype_of(params, optimizer.rho)
+        c_rho = as_dtype_of(params, 1.0 - optimizer.rho)
+        eps = as_dtype_of(params, optimizer.epsilon)
         v = moments[0, p0:p1]
         for i in range(n):
             g = (g_sum[i] + l2_ * w[i]) / sw
@@ -175,12 +160,12 @@ def step_range(params, grad_sums, moments, p0, p1, l2, decay, sw_sum, opt_code, 
         # Adam's loop again, with the decay: a loop of its own rather than a
         # flag inside Adam's, so the default solver's loop is exactly what it
         # was (same bits, and nothing more for it to vectorize around).
-        b1 = as_dtype_of(params, hyper[HYPER_BETA1])
-        c1 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA1])
-        b2 = as_dtype_of(params, hyper[HYPER_BETA2])
-        c2 = as_dtype_of(params, 1.0 - hyper[HYPER_BETA2])
-        eps = as_dtype_of(params, hyper[HYPER_EPSILON])
-        keep = as_dtype_of(params, 1.0 - hyper[HYPER_LR_INIT] * decay)
+        b1 = as_dtype_of(params, optimizer.beta_1)
+        c1 = as_dtype_of(params, 1.0 - optimizer.beta_1)
+        b2 = as_dtype_of(params, optimizer.beta_2)
+        c2 = as_dtype_of(params, 1.0 - optimizer.beta_2)
+        eps = as_dtype_of(params, optimizer.epsilon)
+        keep = as_dtype_of(params, 1.0 - optimizer.lr_init * decay)
         m = moments[0, p0:p1]
         v = moments[1, p0:p1]
         for i in range(n):
