@@ -79,11 +79,7 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
         kernel_state.optimizer_state(0, net.n_params, net.dtype),
         kernel_state.loss(out_code, alpha, net.dtype, huber_delta))
     order = np.arange(n, dtype=np.int64)
-    gate = None
-    if kernel is pair.parallel:
-        gate = _threads.gate(pair.parallel, "train", _training.for_batches(args, order, 0, 1))
-        if not gate.open:
-            kernel = pair.serial
+    kernel, gate = _threads.gated(pair, kernel, "train", _training.for_batches(args, order, 0, 1))
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
         if rows == n:
@@ -92,12 +88,10 @@ def loss_and_gradient(net, inputs, Y, sw, act_code, out_code, alpha, ws, n_threa
             grad = ws.buffers.grad_sums.astype(np.float64) if np.isfinite(loss_sum) else None
         else:
             loss, grad = _summed_over_chunks(kernel, args, order, net, alpha)
-    if gate is not None and not gate.open and evaluations is not None:
+    if gate is not None and evaluations is not None:
         seconds = time.perf_counter() - start
         evaluations["done"] += 1
-        if evaluations["done"] > 1:  # the first call compiled (or loaded) the kernel
-            gate.serial_ran(seconds, seconds * max(0, evaluations["to_come"]
-                                                  - evaluations["done"]))
+        gate.serial_ran(seconds, seconds * max(0, evaluations["to_come"] - evaluations["done"]))
     if grad is None:
         # The kernel stops before the gradient when the loss is not finite, so
         # ws.buffers.grad_sums holds whatever the workspace held: L-BFGS then wandered on

@@ -262,17 +262,9 @@ def forward_pass(net, X, act_code, out_code, n_threads, check_finite=False):
     buffers = aligned_empty((n_threads, 2, _padded(block_rows * max_width, dtype)), dtype)
     args = (inputs.dense, inputs.csr, sizes, params, act_code, out_code, out, buffers,
             block_rows, n_threads)
-    timed_gate = None
-    if n_threads > 1:
-        # Not compiled yet: the serial kernel predicts (the same values) until
-        # predicting has taken long enough to pay for compiling the parallel one.
-        gate = _threads.gate(pair.parallel, "predict", args)
-        if not gate.open:
-            kernel = pair.serial
-            # (the first serial call is a warm-up, as in the Pacer: it may
-            # compile the serial kernel itself, which does not count)
-            timed_gate = gate if gate.serial_warm else None
-            gate.serial_warm = True
+    # (the parallel kernel not compiled yet: the serial one predicts the same
+    # values until predicting has taken long enough to pay for compiling it)
+    kernel, timed_gate = _threads.gated(pair, kernel, "predict", args)
     start = time.perf_counter()
     with _threads.thread_limits(n_threads):
         nonfinite = kernel(*args)

@@ -184,11 +184,20 @@ class CompileGate:
         self.kind = kind
         self.open = bool(is_open)
         self.serial_seconds = 0.0
-        self.serial_warm = False  # predict: its first serial call was made (untimed)
+        self.serial_warm = False  # the first serial call was made (and not counted)
 
     def serial_ran(self, seconds, seconds_to_come=0.0):
-        """The serial build ran ``seconds`` in the parallel one's place (callers
-        leave out a call that compiled the serial build itself)."""
+        """A call of the serial build in the parallel one's place took
+        ``seconds``; ``seconds_to_come`` is the caller's estimate of the serial
+        time still to come.  The one place a timed serial call feeds the gate
+        (the Pacer's, L-BFGS's and predict's calls all come here): the first
+        call of this signature in the process is not counted, as it may have
+        compiled (or loaded) the serial build itself."""
+        if self.open:
+            return
+        if not self.serial_warm:
+            self.serial_warm = True
+            return
         self.serial_seconds += seconds
         self.update(seconds_to_come)
 
@@ -224,6 +233,19 @@ def gate(parallel, kind, args):
         found = _gates[key] = CompileGate(kind, _config.is_compiled(parallel, args))
     found.update()
     return found
+
+
+def gated(pair, kernel, kind, args):
+    """The kernel to call with ``args`` after ``choose`` picked ``kernel`` of
+    ``pair``: the serial build in place of a parallel one whose compile gate
+    is closed.  Returns ``(kernel, gate)``: ``gate`` is the ``CompileGate`` to
+    give that serial call's time (``CompileGate.serial_ran``), else None.
+    (The epoch loop's Pacer takes the gate itself: it picks a kernel per call.)
+    """
+    if kernel is not pair.parallel:
+        return kernel, None
+    found = gate(pair.parallel, kind, args)
+    return (kernel, None) if found.open else (pair.serial, found)
 
 
 @contextmanager

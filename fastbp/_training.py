@@ -48,7 +48,8 @@ class Pacer:
     often each time the choice is confirmed.
 
     The first call of each kernel is not timed (it may load the kernel from the
-    disk cache or start the thread pool).  Serial measurements use short calls
+    disk cache or start the thread pool; the gate leaves out its own first call
+    for the same reason).  Serial measurements use short calls
     (``batches``): their per-batch cost does not depend on the call length.
     Parallel ones use full calls, which amortize waking the thread pool.
 
@@ -105,13 +106,13 @@ class Pacer:
         if not self.enabled or n_batches <= 0:
             return
         self.seen[self._last] += 1
-        if self.seen[self._last] == 1:
-            return  # warm-up call
         per_batch = seconds / n_batches
-        old = self.cost[self._last]
-        self.cost[self._last] = per_batch if old is None else 0.5 * (old + per_batch)
-        if self.gate is not None and not self.gate.open and not self._last:
-            self.gate.serial_ran(seconds, self.cost[False] * batches_to_come)
+        if self.seen[self._last] > 1:  # (not the warm-up call)
+            old = self.cost[self._last]
+            self.cost[self._last] = per_batch if old is None else 0.5 * (old + per_batch)
+        if self.gate is not None and not self._last:
+            estimate = per_batch if self.cost[False] is None else self.cost[False]
+            self.gate.serial_ran(seconds, estimate * batches_to_come)
 
 
 def shuffled(sample_idx, random_state):

@@ -419,6 +419,8 @@ def test_closed_gate_runs_serial_until_the_compile_pays_back(monkeypatch):
     # the gate stays open for the process, and opens at once for a long fit
     assert _threads.CompileGate("train", False).open is False
     long_fit = _threads.CompileGate("train", False)
+    long_fit.serial_ran(50.0, 100.0)  # a gate's first serial call is not counted
+    assert not long_fit.open and long_fit.serial_seconds == 0.0
     long_fit.serial_ran(0.5, 100.0)
     assert long_fit.open
 
@@ -442,6 +444,8 @@ def test_gates_are_kept_per_signature_and_open_when_compiled(monkeypatch):
     assert closed.open is False
     assert _threads.gate(K.PREDICT.parallel, "predict", args32) is closed
     assert len(asked) == 2  # each signature asked once
+    closed.serial_ran(3.5)  # the first serial call (it may have compiled): not counted
+    assert not _threads.gate(K.PREDICT.parallel, "predict", args32).open
     closed.serial_ran(3.5)
     assert _threads.gate(K.PREDICT.parallel, "predict", args32).open
 
