@@ -8,7 +8,7 @@ fits.  A fit reports this task tree::
     fit                      (max_subtasks: max_iter, or n_init)
       init #s                (n_init > 1: one per start, each as below)
         epoch #e             (sgd, adam, rmsprop, adamw)
-          batches #b         (only in epochs of more than BLOCK_FLOPS work)
+          batches #b         (only in epochs of more than REPORT_FLOPS work)
         lbfgs-iter #i        (lbfgs, scikit-learn's name for its iterations)
     partial_fit              (one epoch)
 
@@ -31,7 +31,8 @@ import numpy as np
 
 from ._network import Network
 
-__all__ = ["FitTasks", "Task", "CALLBACK_STATE", "BLOCK_FLOPS", "end_cut_short", "epoch_blocks"]
+__all__ = ["FitTasks", "Task", "CALLBACK_STATE", "REPORT_FLOPS", "batches_per_report",
+           "end_cut_short"]
 
 # The estimator's callback bookkeeping (scikit-learn's names): a failed fit
 # puts the fitted state back but must leave these, so that teardown still runs.
@@ -39,9 +40,9 @@ CALLBACK_STATE = ("_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_tear
                   "_parent_callback_ctx")
 
 # Work (multiply-adds of the forward and backward passes) above which an epoch
-# reports its progress in blocks of about this much: seconds per block on
+# reports its progress in parts of about this much: seconds per part on
 # current cores, so an hours-long run on huge epochs still moves a progress bar.
-BLOCK_FLOPS = 2e11
+REPORT_FLOPS = 2e11
 
 
 def fitted_attributes(model, params=None, attrs=None):
@@ -127,13 +128,13 @@ class Task:
             reconstruction_attributes=lambda: fitted_attributes(model, params, attrs)))
 
 
-def epoch_blocks(n_batches, flops_per_batch):
-    """Batches per ``batches`` task of an epoch, or 0: an epoch of at most
-    ``BLOCK_FLOPS`` work is one task."""
+def batches_per_report(n_batches, flops_per_batch):
+    """Batches per ``batches`` task (one progress report) of an epoch, or 0:
+    an epoch of at most ``REPORT_FLOPS`` work is one task."""
     work = n_batches * flops_per_batch
-    if work <= BLOCK_FLOPS:
+    if work <= REPORT_FLOPS:
         return 0
-    return max(1, math.ceil(n_batches / math.ceil(work / BLOCK_FLOPS)))
+    return max(1, math.ceil(n_batches / math.ceil(work / REPORT_FLOPS)))
 
 
 def end_cut_short(*tasks):

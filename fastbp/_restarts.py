@@ -58,18 +58,17 @@ def _score_of(start, early_stopping):
     return value if np.isfinite(value) else np.inf
 
 
-def _new_start(est, seed, y, layer_units, dtype):
+def _new_start(est, seed, Y, layer_units, dtype):
     """A copy of ``est`` that has drawn its own initial weights from ``seed``."""
     start = copy.copy(est)  # (without _net and _workspace: see __getstate__)
     for key in ("_optimizer", "_best_params"):
         start.__dict__.pop(key, None)
     start._random_state = np.random.RandomState(seed)
-    start._initialize(y, layer_units, dtype)
+    start._initialize(Y, layer_units, dtype)
     return start
 
 
-def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
-                      tasks=None):
+def fit_with_restarts(est, inputs, X, Y, sw, y_labels, n_threads, layer_units, tasks=None):
     """Fit ``est`` (initialized: start 0) ``n_init`` times and keep the best.
 
     Sets ``init_losses_``, ``best_init_`` and ``init_validation_scores_``;
@@ -84,7 +83,7 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
     seeds = start_seeds(est._random_state, n_init)
     split = _training.validation_split(est, Y) if early_stopping else None
     dtype = est._net.dtype
-    starts = [est] + [_new_start(est, seed, y, layer_units, dtype) for seed in seeds]
+    starts = [est] + [_new_start(est, seed, Y, layer_units, dtype) for seed in seeds]
     stop = threading.Event()  # a Ctrl-C in the main thread ends every start
     for start in starts:
         start._stop_requested = stop
@@ -99,7 +98,7 @@ def fit_with_restarts(est, inputs, X, Y, sw, y_orig, n_threads, y, layer_units,
     def run(start, threads, task):
         try:
             if stochastic:
-                _training.fit_stochastic(start, start._net, inputs, X, Y, sw, y_orig, False,
+                _training.fit_stochastic(start, start._net, inputs, X, Y, sw, y_labels, False,
                                          threads, split=split, tasks=task)
             else:
                 _lbfgs.fit_lbfgs(start, start._net, inputs, Y, sw, threads, task)

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from . import _threads
 from ._blas_pin import pinned
-from ._callbacks import end_cut_short, epoch_blocks
+from ._callbacks import batches_per_report, end_cut_short
 from ._kernels import kernels_for
 from ._kernels import state as kernel_state
 from ._kernels.activations import GELU
@@ -251,7 +251,7 @@ class EpochLoop:
     its network and optimizer, the data the kernel reads (``inputs``, ``Y``,
     ``sw``; ``val`` the held-out part, with early stopping), how an epoch is
     cut (``batch_size``, ``n_batches``, ``per_call`` mini-batches per compiled
-    call, ``block`` per progress report), the kernel pair and the ``pacer``
+    call, ``per_report`` per progress report), the kernel pair and the ``pacer``
     that picks one per call, the workspace ``ws``, the kernel's arguments
     ``args`` (``train_args``: the dropout masks' epoch is set per epoch, the
     mini-batches per call) and the callbacks' open tasks.
@@ -282,8 +282,9 @@ class EpochLoop:
         flops_per_batch = 6.0 * max(net.n_coef, 1) * self.batch_size
         self.per_call = max(1, int(CALL_FLOPS // flops_per_batch))
         # batches per progress report within an epoch (0: the epoch is one report)
-        self.block = 0 if tasks is None else epoch_blocks(self.n_batches, flops_per_batch)
-        self.epoch_task = self.block_task = None
+        self.per_report = (0 if tasks is None
+                           else batches_per_report(self.n_batches, flops_per_batch))
+        self.epoch_task = self.report_task = None
         self.stop = getattr(est, "_stop_requested", None)  # set by fastbp._restarts
 
     def _gate(self):
@@ -303,13 +304,13 @@ class EpochLoop:
 
     def open_epoch_task(self):
         if self.tasks is not None:
-            block, n_batches = self.block, self.n_batches
+            per_report, n_batches = self.per_report, self.n_batches
             self.epoch_task = self.tasks.subtask(
-                "epoch", max_subtasks=-(-n_batches // block) if block else 0)
-            self.block_task = self.epoch_task.subtask("batches") if block else None
+                "epoch", max_subtasks=-(-n_batches // per_report) if per_report else 0)
+            self.report_task = self.epoch_task.subtask("batches") if per_report else None
 
     def end_cut_short(self):
-        end_cut_short(self.block_task, self.epoch_task)
+        end_cut_short(self.report_task, self.epoch_task)
 
 
 def _batch_size(est, n_train):
@@ -335,7 +336,7 @@ def _run_epoch(loop, epochs_to_come):
     loop.opt.start_batches()
     loop.args.dropout.key[1] = len(est.loss_curve_)  # epochs so far, across warm starts
     loop.open_epoch_task()
-    n_batches, block = loop.n_batches, loop.block
+    n_batches, per_report = loop.n_batches, loop.per_report
     loss_sum = 0.0
     lo = 0
     while lo < n_batches:
@@ -343,8 +344,8 @@ def _run_epoch(loop, epochs_to_come):
             raise KeyboardInterrupt
         kernel = loop.pair.parallel if pacer.use_parallel() else loop.pair.serial
         todo = min(loop.per_call, n_batches - lo)
-        if block:  # a call ends at a block's end (any chunking trains alike)
-            todo = min(todo, block - lo % block)
+        if per_report:  # a call ends where a report does (any chunking trains alike)
+            todo = min(todo, per_report - lo % per_report)
         hi = lo + pacer.batches(todo)
         start = time.perf_counter()
         loss_sum = _run_batches(kernel, for_batches(loop.args, order, lo, hi, loss_sum))
@@ -353,9 +354,9 @@ def _run_epoch(loop, epochs_to_come):
         if not np.isfinite(loss_sum):
             break
         lo = hi
-        if block and (lo % block == 0 or lo == n_batches):
-            loop.epoch_task.stop_requested |= loop.block_task.end()
-            loop.block_task = loop.epoch_task.subtask("batches") if lo < n_batches else None
+        if per_report and (lo % per_report == 0 or lo == n_batches):
+            loop.epoch_task.stop_requested |= loop.report_task.end()
+            loop.report_task = loop.epoch_task.subtask("batches") if lo < n_batches else None
     return loss_sum
 
 
@@ -419,10 +420,12 @@ def _run_epochs(loop):
             loop.stop.set()
 
 
-def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental, n_threads,
+def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_labels, incremental, n_threads,
                    split=None, tasks=None):
     """Stochastic training (sgd, adam, rmsprop, adamw); mutates ``est`` (fitted
-    attributes) and ``net.params``.
+    attributes) and ``net.params``.  ``Y`` the targets as the network outputs
+    them (kernel dtype), ``y_labels`` as the user gave them (what the
+    validation score compares predictions with).
 
     ``split``: the early-stopping split to use instead of drawing one (the
     restarts share start 0's, so their validation scores compare).  ``tasks``:
@@ -437,7 +440,7 @@ def fit_stochastic(est, net, inputs, X_valid_source, Y, sw, y_orig, incremental,
     if est.early_stopping:
         idx_train, idx_val = validation_split(est, Y) if split is None else split
         val = ValidationSet(
-            X_valid_source[idx_val], y_orig[idx_val], Y[idx_val],
+            X_valid_source[idx_val], y_labels[idx_val], Y[idx_val],
             None if est._sample_weight_given is False else sw[idx_val], sw[idx_val])
         est._best_params = net.params.copy()
     loop = EpochLoop(est, net, inputs, Y, sw, val, idx_train, incremental, n_threads, tasks)

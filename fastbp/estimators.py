@@ -246,21 +246,24 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
                 "random. Use a stochastic solver ('adam', 'sgd', 'rmsprop', 'adamw') "
                 "with dropout, or alpha for regularization with 'lbfgs'.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        # Three kinds of y: ``y_labels`` as the user gave them (validated; what
+        # early stopping and callbacks score against, what class weights read),
+        # ``y`` the targets the network outputs (a classifier's indicator
+        # matrix; 2-D below) and ``Y``, those in the kernels' dtype.
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        # Early stopping scores predictions against the labels, not the indicator.
-        y_orig = self.__dict__.get("_y_labels", y)
+        y_labels = self.__dict__.get("_y_labels", y)
         n_samples, n_features = X.shape
-        user_data = (X, y_orig, sample_weight)  # what callbacks score the model on
+        user_sample_weight = sample_weight  # (callbacks score with the user's own)
         if sample_weight is not None and self.__dict__.get("class_weight") is not None:
             check_sample_weight(sample_weight, X)  # its messages, before the product
-        sample_weight = self._with_class_weight(sample_weight, y_orig, incremental)
+        sample_weight = self._with_class_weight(sample_weight, y_labels, incremental)
         self._sample_weight_given = sample_weight is not None
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         if not is_classifier(self):
-            y_orig = y
+            y_labels = y
         layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
         self._random_state = check_random_state(self.random_state)
 
@@ -293,14 +296,14 @@ class _BaseBP(CallbackSupportMixin, BaseEstimator, metaclass=ABCMeta):
 
         restarts = first_pass and not incremental and self.n_init > 1  # partial_fit: never
         tasks = _callbacks.FitTasks.open(
-            self, *user_data, "partial_fit" if incremental else "fit",
+            self, X, y_labels, user_sample_weight, "partial_fit" if incremental else "fit",
             max_subtasks=1 if incremental else self.n_init if restarts else self.max_iter,
             sequential_subtasks=not restarts)  # (starts are numbered: they may run at once)
         if restarts:
-            _restarts.fit_with_restarts(self, inputs, X, Y, sw, y_orig, n_threads, y,
+            _restarts.fit_with_restarts(self, inputs, X, Y, sw, y_labels, n_threads,
                                         layer_units, tasks)
         elif self.solver in _STOCHASTIC_SOLVERS:
-            _training.fit_stochastic(self, net, inputs, X, Y, sw, y_orig, incremental,
+            _training.fit_stochastic(self, net, inputs, X, Y, sw, y_labels, incremental,
                                      n_threads, tasks=tasks)
         else:
             _lbfgs.fit_lbfgs(self, net, inputs, Y, sw, n_threads, tasks)

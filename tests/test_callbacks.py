@@ -208,7 +208,7 @@ def test_huge_epochs_report_blocks_of_batches(digits, monkeypatch):
     X, y = digits
     kw = dict(KW, batch_size=10, max_iter=2)  # 40 batches an epoch
     flops_per_batch = 6.0 * (64 * 16 + 16 * 10) * 10
-    monkeypatch.setattr(_callbacks, "BLOCK_FLOPS", 12 * flops_per_batch)  # 4 blocks of 10
+    monkeypatch.setattr(_callbacks, "REPORT_FLOPS", 12 * flops_per_batch)  # 4 reports of 10
     rec = Recorder()
     clf = BPClassifier(**kw).set_callbacks(rec).fit(X, y)
     assert [b[3] for b in rec.begins("epoch")] == [4, 4]

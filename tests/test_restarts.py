@@ -104,10 +104,10 @@ def test_starts_share_start_zeros_validation_split(data, monkeypatch):
     seen = []
     real = _training.fit_stochastic
 
-    def spy(est, net, inputs, X_src, Y, sw, y_orig, incremental, n_threads, split=None,
+    def spy(est, net, inputs, X_src, Y, sw, y_labels, incremental, n_threads, split=None,
             tasks=None):
         seen.append(None if split is None else (split[0].copy(), split[1].copy()))
-        return real(est, net, inputs, X_src, Y, sw, y_orig, incremental, n_threads,
+        return real(est, net, inputs, X_src, Y, sw, y_labels, incremental, n_threads,
                     split=split, tasks=tasks)
 
     monkeypatch.setattr(_training, "fit_stochastic", spy)
