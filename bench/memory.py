@@ -133,7 +133,7 @@ def quiet():
 def workspace_bytes(ws):
     arrays = [ws.buffers.acts, ws.buffers.deltas, ws.buffers.grad_sums, ws.buffers.rowsq,
               ws.buffers.rowloss, ws.buffers.pre]
-    return sum(a.nbytes for a in arrays + ([] if ws.partials is None else [ws.partials]))
+    return sum(a.nbytes for a in arrays + [ws.partials])
 
 
 class Spy:

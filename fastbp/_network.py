@@ -167,11 +167,12 @@ class Workspace:
             # the activations (gelu; a layer with dropout); laid out like the deltas.
             pre=np.empty(n_deltas if keep_pre else 0, dtype=dtype),
             n_blocks=int(n_blocks))
-        # Per-block partial gradients, for the small-network schedule (see
-        # fastbp/_kernels/network.py); None selects the other schedule (and
-        # keeps the partials code out of the kernel compiled for it).
+        # Per-block partial gradients, for the small-network schedule; an empty
+        # 1-D array selects the other schedule (and keeps the partials code out
+        # of the kernel compiled for it: see fastbp/_kernels/state.py).
         self.partials = (np.empty((n_blocks, int(layout.b_off[n_layers])), dtype=dtype)
-                         if uses_partials(sizes, cap, n_blocks, sparse) else None)
+                         if uses_partials(sizes, cap, n_blocks, sparse)
+                         else np.empty(0, dtype=dtype))
         # (parallel epoch kernel, its _threads.CompileGate) for these buffers
         # (set by the training loop, kept while partial_fit reuses them)
         self.train_gate = (None, None)

@@ -33,8 +33,8 @@ needs_cache = pytest.mark.skipif(
 
 
 # The arguments whose type is meant to select a specialization besides the
-# dtype: ``csr`` (None for dense input) and ``partials`` (None on the
-# parameter-owned schedule); see fastbp/_kernels/state.py.
+# dtype: ``csr`` (None for dense input) and ``partials`` (2-D on its schedule,
+# 1-D on the other); see fastbp/_kernels/state.py.
 _KIND_ARGS = ("csr", "partials")
 
 

@@ -139,7 +139,7 @@ def test_train_args_have_one_type_per_dtype_input_kind_and_schedule():
                     _training.train_args(inputs, Y, sw, net, ws, act, opt.kernel, opt.state,
                                          state.loss(1, alpha, dtype)),
                     np.arange(20, dtype=np.int64), lo, lo + 1, loss_sum)
-                key = (dtype, sparse, ws.partials is None)
+                key = (dtype, sparse, ws.partials.ndim)
                 types.setdefault(key, set()).add(tuple(_kernel_type(a) for a in args))
     assert all(len(found) == 1 for found in types.values()), types
     assert len(types) == 4  # 2 dtypes x (dense: partials, CSR: owned)

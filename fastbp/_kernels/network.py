@@ -43,7 +43,7 @@ row blocks of different sizes differently, so splitting by thread would not be):
    delta recursion delta_k = (delta_{k+1} W_k^T) * f'(a_k) back to the first
    hidden layer (``forward_backward_rows``).
 2. gradients and the step, on one of two schedules (``partials`` is (J,
-   n_params) or None; ``fastbp._network.uses_partials`` picks the one that
+   n_params) or empty 1-D; ``fastbp._network.uses_partials`` picks the one that
    moves fewer values between cores, a function of the shapes and J only):
 
    * parameter-owned (a second parallel region; larger networks): work block
@@ -59,9 +59,9 @@ row blocks of different sizes differently, so splitting by thread would not be):
      (``sum_partials_and_step``).  One parallel region per mini-batch instead
      of two, and no activations cross cores.
 
-What a fit does not use is not compiled: ``csr`` and ``partials`` are None
-where they are absent, and numba drops the branches they guard before typing
-(see ``state.py``), so the dense specialization never types the CSR products,
+What a fit does not use is not compiled: ``csr`` is None for dense input and
+``partials`` 1-D on the parameter-owned schedule, and numba drops the branches
+they guard before typing (see ``state.py``), so the dense specialization never types the CSR products,
 nor one schedule the other's.  A build has a specialization per dtype and per
 (input kind, schedule) it has run.
 
@@ -440,7 +440,7 @@ def _train_batches(batches, csr, model, layout, work, partials, optimizer, state
 
     The arguments are ``fastbp._kernels.state``'s structures, in the order of
     its ``TrainArgs``; ``csr`` is None for dense input, ``partials`` (J,
-    n_params) per-block gradients or None for the parameter-owned schedule.
+    n_params) per-block gradients or empty 1-D for the parameter-owned schedule.
     Mutates ``model.params``, ``state`` (moments, step; Adam leaves the rate of
     its last step in ``state.rate``) and ``work``; with optimizer code NONE it
     leaves the gradient of the (single) batch in ``work.grad_sums`` instead of
@@ -477,7 +477,7 @@ def _train_batches(batches, csr, model, layout, work, partials, optimizer, state
             if r1 > r0:
                 forward_backward_rows(batches, csr, model, layout, work, loss, dropout, rows)
             # (never for CSR: the partials would need a dense input block)
-            if partials is not None and csr is None:
+            if partials.ndim == 2 and csr is None:
                 rows_gradient(layout, work, partials[j], rows)
 
         data_loss = 0.0
@@ -500,7 +500,7 @@ def _train_batches(batches, csr, model, layout, work, partials, optimizer, state
             lr_t = adam_rate(optimizer.lr_init, optimizer.beta_1, optimizer.beta_2,
                              state.step[0])
             state.rate[0] = lr_t
-        if partials is not None and csr is None:
+        if partials.ndim == 2 and csr is None:
             sum_partials_and_step(partials, params, layout, work, optimizer, state, loss.alpha,
                                   Step(order[start:start + bsz], bsz, sw_sum, lr_t))
         else:

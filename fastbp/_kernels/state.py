@@ -17,13 +17,17 @@ One mini-batch, top-down (``fastbp._kernels.network``)::
         then the gradient and the step:    owned_gradient_and_step or
                                            sum_partials_and_step -> model.params, state
 
-Two arguments may be ``None``, and only these, because numba's dead branch
-pruning drops a branch tested by ``x is None`` on an *argument* before typing
-it (not on a namedtuple's field): ``csr`` is None for dense input (the dense
-specialization never types the CSR products) and ``partials`` is None on the
-parameter-owned gradient schedule (the other schedule's code is not compiled;
-CSR input takes that schedule whatever ``partials`` is: the partials would
-need a dense input block).
+Two arguments select code by their type, and only these, because numba's
+dead branch pruning decides a test before typing only on an *argument* (not a
+namedtuple's field): ``csr`` is None for dense input (``csr is None`` prunes
+the CSR products from the dense specialization), and ``partials`` is a (J,
+n_params) array on the per-block-partials schedule but an empty 1-D array on
+the parameter-owned one: numba rewrites ``partials.ndim == 2`` to a constant
+and prunes either schedule's code from the other's specialization (a None
+there would prune the partials code only: ``x is not None`` on an array is
+not decided, which compiled the owned step into every small fit).  CSR input
+takes the owned schedule whatever ``partials`` is (the partials would need a
+dense input block).
 
 What a ``prange`` body reads must be a flat namedtuple argument of the
 function (or one the body builds): numba 0.68's parfor lowering failed on a
